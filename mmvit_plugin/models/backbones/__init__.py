@@ -1,0 +1,4 @@
+from .base import PyramidBackbone
+from .swin import Swin
+
+__all__ = ['PyramidBackbone', 'Swin']

@@ -1,0 +1,207 @@
+"""What every pyramid backbone here shares: arch lookup, input checks, out_indices, frozen stages,
+norm_eval, gradient checkpointing, and loading official checkpoints in any of their layouts."""
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.logging import MMLogger, print_log
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.checkpoint import checkpoint
+
+from ..checkpoint import CheckpointError, StateDict, load_backbone_state_dict
+
+NUM_LEVELS = 4
+
+
+class PyramidBackbone(BaseModule):
+    """Base class of the four-level backbones (strides 4, 8, 16, 32).
+
+    Subclasses set :attr:`arch_zoo` and :attr:`arch_keys`, build their layers, and implement
+    :meth:`stage_modules` (what ``frozen_stages`` freezes) and :meth:`convert_checkpoint` (official
+    key layout to ours). The conversion also runs as a ``load_state_dict`` pre-hook, so official
+    weights load through ``init_cfg``, ``load_from`` of a whole model, or ``load_state_dict`` alike.
+
+    Args:
+        in_channels: channels of the input image.
+        out_indices: which levels (0..3, strides 4..32) to return.
+        frozen_stages: ``-1`` freezes nothing, ``0`` the stem, ``k`` the stem and stages ``0..k-1``.
+        norm_eval: keep BatchNorm layers in eval mode (running statistics frozen) while training.
+        with_cp: recompute each block in the backward pass (non-reentrant checkpointing) to save
+            activation memory.
+        init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH[, prefix=...])``
+            loads an official or converted checkpoint.
+    """
+
+    arch_zoo: Dict[str, Dict[str, Any]] = {}
+    arch_keys: Tuple[str, ...] = ()
+    #: Smallest input side the stem accepts.
+    min_input_size: int = 1
+
+    def __init__(self,
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if not isinstance(in_channels, int) or in_channels < 1:
+            raise ValueError(f'{self._name}: in_channels must be a positive int, got {in_channels!r}')
+        if isinstance(out_indices, int):
+            out_indices = (out_indices, )
+        out_indices = tuple(out_indices)
+        bad = [i for i in out_indices if not isinstance(i, int) or not -NUM_LEVELS <= i < NUM_LEVELS]
+        if not out_indices or bad:
+            raise ValueError(f'{self._name}: out_indices must be levels in 0..{NUM_LEVELS - 1}, '
+                             f'got {out_indices!r}')
+        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= NUM_LEVELS:
+            raise ValueError(f'{self._name}: frozen_stages must be an int in -1..{NUM_LEVELS}, '
+                             f'got {frozen_stages!r}')
+        self.in_channels = in_channels
+        self.out_indices = tuple(sorted(i % NUM_LEVELS for i in out_indices))
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.register_load_state_dict_pre_hook(self._convert_on_load)
+
+    @property
+    def _name(self) -> str:
+        return type(self).__name__
+
+    # --- construction ---------------------------------------------------------------------------
+    @classmethod
+    def resolve_arch(cls, arch: Union[str, Dict[str, Any]]) -> Dict[str, Any]:
+        """The arch settings for a name in :attr:`arch_zoo` or a dict with every key of :attr:`arch_keys`."""
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in cls.arch_zoo:
+                raise ValueError(f'{cls.__name__}: unknown arch {arch!r}; choose one of '
+                                 f'{sorted(cls.arch_zoo)} or pass a dict with keys {list(cls.arch_keys)}')
+            return dict(cls.arch_zoo[key])
+        if isinstance(arch, dict):
+            missing = [k for k in cls.arch_keys if k not in arch]
+            if missing:
+                raise ValueError(f'{cls.__name__}: custom arch dict lacks {missing}; '
+                                 f'it needs {list(cls.arch_keys)}')
+            return dict(arch)
+        raise TypeError(f'{cls.__name__}: arch must be a str or a dict, got {type(arch).__name__}')
+
+    @staticmethod
+    def init_module_weights(m: nn.Module) -> None:
+        """The usual ViT init: truncated normal (std .02) Linear weights, zero biases, unit norms."""
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.LayerNorm, nn.GroupNorm, _BatchNorm)):
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    # --- subclass hooks -------------------------------------------------------------------------
+    def stage_modules(self, stage: int) -> List[nn.Module]:
+        """The modules of ``stage`` (``-1``: the stem) that ``frozen_stages`` freezes."""
+        raise NotImplementedError
+
+    def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
+        """Map an official state dict onto this module's keys; leaves our own layout unchanged."""
+        return dict(state_dict)
+
+    # --- forward helpers ------------------------------------------------------------------------
+    def check_input(self, x: Any) -> None:
+        """Raise a clear error for inputs no backbone can take."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f'{self._name} expects a torch.Tensor, got {type(x).__name__}')
+        if x.dim() != 4:
+            raise ValueError(f'{self._name} expects a 4-D (N, C, H, W) tensor, got {x.dim()}-D '
+                             f'with shape {tuple(x.shape)}')
+        if not x.is_floating_point():
+            raise TypeError(f'{self._name} expects a floating-point tensor, got {x.dtype}; '
+                            'normalise images and convert them with .float() first')
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f'{self._name} was built for {self.in_channels} input channels, '
+                             f'got {x.shape[1]} (input shape {tuple(x.shape)})')
+        if min(x.shape[-2:]) < self.min_input_size:
+            raise ValueError(f'{self._name} needs inputs of at least {self.min_input_size} pixels a '
+                             f'side, got {tuple(x.shape[-2:])}')
+
+    def run_block(self, block: Callable[..., Any], *args: Any) -> Any:
+        """``block(*args)``, recomputed in backward when ``with_cp`` is on and gradients flow."""
+        if self.with_cp and torch.is_grad_enabled() and any(
+                isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+            return checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
+
+    # --- training state -------------------------------------------------------------------------
+    def _freeze_stages(self) -> None:
+        for stage in range(-1, self.frozen_stages):
+            for module in self.stage_modules(stage):
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'PyramidBackbone':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    # --- weights --------------------------------------------------------------------------------
+    def _convert_on_load(self, module: nn.Module, state_dict: Dict[str, Any], prefix: str,
+                         *args: Any) -> None:
+        own = {k[len(prefix):]: state_dict.pop(k) for k in list(state_dict) if k.startswith(prefix)}
+        if own:
+            state_dict.update({prefix + k: v for k, v in self.convert_checkpoint(own).items()})
+
+    def init_weights(self) -> None:
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            self.load_pretrained(cfg['checkpoint'], prefix=cfg.get('prefix', 'backbone.'))
+            self._is_init = True
+        else:
+            super().init_weights()
+
+    def load_pretrained(self, path: str, prefix: Optional[str] = 'backbone.') -> Tuple[List[str], List[str]]:
+        """Load the backbone weights of a checkpoint file in any supported layout.
+
+        Raises :class:`CheckpointError` when the file is missing or unreadable, when none of its
+        tensors belongs to this backbone, or when a tensor's shape differs from ours. Missing and
+        unexpected keys are logged.
+
+        Returns:
+            The missing and the unexpected keys.
+        """
+        state_dict = self.convert_checkpoint(load_backbone_state_dict(path, prefix))
+        own = self.state_dict()
+        matched = [k for k in state_dict if k in own]
+        if not matched:
+            raise CheckpointError(
+                f'{path!r} has no weights for {self._name}: none of its {len(state_dict)} keys '
+                f'(e.g. {sorted(state_dict)[:3]}) match ours (e.g. {list(own)[:3]}); '
+                'is it a checkpoint of another backbone?')
+        wrong = [f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}'
+                 for k in matched if state_dict[k].shape != own[k].shape]
+        if wrong:
+            raise CheckpointError(f'{path!r} does not fit this {self._name} (another arch?); '
+                                  f'{len(wrong)} shape mismatches:\n  ' + '\n  '.join(wrong[:20]))
+        missing, unexpected = self.load_state_dict(state_dict, strict=False)
+        logger = MMLogger.get_current_instance()
+        print_log(f'{self._name}: loaded {len(matched)}/{len(own)} tensors from {path}',
+                  logger=logger)
+        if missing:
+            print_log(f'{self._name}: missing keys (left at their init): {_summarise(missing)}',
+                      logger=logger, level=30)
+        if unexpected:
+            print_log(f'{self._name}: unexpected keys (ignored): {_summarise(unexpected)}',
+                      logger=logger, level=30)
+        return list(missing), list(unexpected)
+
+
+def _summarise(keys: Iterable[str], limit: int = 20) -> str:
+    keys = list(keys)
+    more = f' … and {len(keys) - limit} more' if len(keys) > limit else ''
+    return ', '.join(keys[:limit]) + more

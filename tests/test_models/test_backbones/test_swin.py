@@ -1,0 +1,173 @@
+import pytest
+import torch
+
+from backbone_checks import (assert_pyramid, check_bad_inputs, check_checkpoint_errors,
+                             check_frozen_stages, check_with_cp_same_grads, run_mask_rcnn_step,
+                             run_upernet_step)
+from mmvit_plugin.models.backbones.swin import (Swin, convert_swin_checkpoint,
+                                                resize_relative_position_bias_table,
+                                                shift_window_mask)
+
+# Parameter counts of the official dense backbone (norm0..3 instead of the classifier's norm/head),
+# measured by building the official module.
+OFFICIAL_PARAMS = {'tiny': 27520698, 'small': 48838602, 'base': 86745016, 'large': 194998164}
+
+
+def small_swin(**kwargs):
+    kwargs.setdefault('arch', dict(embed_dims=24, depths=(2, 2, 2, 2), num_heads=(1, 2, 3, 4)))
+    kwargs.setdefault('drop_path_rate', 0.1)
+    return Swin(**kwargs)
+
+
+@pytest.mark.parametrize('arch', sorted(OFFICIAL_PARAMS))
+def test_param_counts_and_shapes(arch):
+    model = Swin(arch)
+    assert sum(p.numel() for p in model.parameters()) == OFFICIAL_PARAMS[arch]
+    if arch == 'tiny':
+        model.eval()
+        with torch.no_grad():
+            assert_pyramid(model(torch.randn(1, 3, 97, 131)), 1, (97, 131), [96, 192, 384, 768])
+
+
+@pytest.mark.parametrize('size', [(97, 131), (333, 517), (32, 32), (37, 29), (8, 8)])
+def test_any_size(size):
+    model = small_swin().eval()
+    with torch.no_grad():
+        assert_pyramid(model(torch.randn(2, 3, *size)), 2, size, [24, 48, 96, 192])
+
+
+def test_out_indices_and_window():
+    model = small_swin(out_indices=(1, 3), window_size=12).eval()
+    outs = model(torch.randn(1, 3, 70, 50))
+    assert [o.shape[1] for o in outs] == [48, 192]
+    assert not hasattr(model, 'norm0') and hasattr(model, 'norm3')
+    with pytest.raises(ValueError, match='out_indices'):
+        small_swin(out_indices=(4, ))
+
+
+def test_shift_mask_separates_regions():
+    mask = shift_window_mask(14, 14, 7, 3)
+    assert mask.shape == (4, 49, 49)
+    assert (mask[0] == 0).all()  # the top-left window holds one region only
+    assert (mask[3] == -100).any() and (mask.diagonal(dim1=1, dim2=2) == 0).all()
+
+
+def test_padding_is_local_to_the_input():
+    """Padding happens inside: the result for an image does not depend on its batch-mates' sizes,
+    and top-left content is unchanged by growing the canvas at the bottom/right where windows align."""
+    model = small_swin().eval()
+    x = torch.randn(1, 3, 56 * 4, 56 * 4)
+    with torch.no_grad():
+        a = model(x)[0]
+        b = model(torch.cat([x, torch.randn(1, 3, 224, 224)]))[0][:1]
+    torch.testing.assert_close(a, b)
+
+
+def test_with_cp_same_gradients():
+    check_with_cp_same_grads(small_swin)
+
+
+def test_frozen_stages():
+    prefixes = {-1: ['patch_embed.'], 0: ['layers.0.', 'norm0.'], 1: ['layers.1.', 'norm1.'],
+                2: ['layers.2.', 'norm2.'], 3: ['layers.3.', 'norm3.']}
+    check_frozen_stages(small_swin, prefixes)
+
+
+def test_bad_input_and_arch():
+    check_bad_inputs(small_swin())
+    with pytest.raises(ValueError, match='unknown arch'):
+        Swin('huge')
+    with pytest.raises(ValueError, match='lacks'):
+        Swin(dict(embed_dims=32))
+
+
+def _official_classification(model):
+    """Our weights laid out as an official classification release: derived buffers, final norm and
+    head instead of the dense norm0..3."""
+    sd = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith('norm')}
+    for name, module in model.named_modules():
+        if hasattr(module, 'relative_position_index'):
+            sd[f'{name}.relative_position_index'] = module.relative_position_index.clone()
+        if name.endswith('blocks.1'):
+            sd[f'{name}.attn_mask'] = torch.zeros(4, 49, 49)
+    sd['norm.weight'] = torch.ones(192)
+    sd['norm.bias'] = torch.zeros(192)
+    sd['head.weight'] = torch.zeros(1000, 192)
+    sd['head.bias'] = torch.zeros(1000)
+    return {'model': sd}
+
+
+def test_loads_classification_release(tmp_path):
+    torch.manual_seed(0)
+    source = small_swin().eval()
+    path = tmp_path / 'swin_cls.pth'
+    torch.save(_official_classification(source), path)
+    model = small_swin(init_cfg=dict(type='Pretrained', checkpoint=str(path))).eval()
+    model.init_weights()
+    for key, value in source.state_dict().items():
+        if not key.startswith('norm'):
+            torch.testing.assert_close(model.state_dict()[key], value, msg=key)
+    missing, unexpected = model.load_pretrained(str(path))
+    assert sorted(missing) == sorted(k for k in source.state_dict() if k.startswith('norm'))
+    assert sorted(unexpected) == ['head.bias', 'head.weight', 'norm.bias', 'norm.weight']
+
+
+def test_loads_dense_checkpoint_with_backbone_prefix(tmp_path):
+    torch.manual_seed(0)
+    source = small_swin().eval()
+    state = {f'backbone.{k}': v for k, v in source.state_dict().items()}
+    state['decode_head.conv_seg.weight'] = torch.zeros(150, 512, 1, 1)
+    path = tmp_path / 'upernet_swin.pth'
+    torch.save({'meta': {'iter': 160000}, 'state_dict': state}, path)
+    model = small_swin(init_cfg=dict(type='Pretrained', checkpoint=str(path))).eval()
+    model.init_weights()
+    x = torch.randn(1, 3, 61, 83)
+    with torch.no_grad():
+        for a, b in zip(model(x), source(x)):
+            torch.testing.assert_close(a, b)
+    # The same file through a whole-model load_state_dict (what `load_from` does) converts too.
+    wrapper = torch.nn.Module()
+    wrapper.backbone = small_swin()
+    wrapper.backbone.load_state_dict(source.state_dict())
+    missing, unexpected = wrapper.load_state_dict(
+        {k: v for k, v in state.items() if k.startswith('backbone.')}, strict=True)
+    assert not missing and not unexpected
+
+
+def test_window_size_change_resizes_tables(tmp_path):
+    source = small_swin(window_size=7)
+    path = tmp_path / 'w7.pth'
+    torch.save({'model': source.state_dict()}, path)
+    model = small_swin(window_size=12)
+    model.load_pretrained(str(path))
+    table = model.layers[0].blocks[0].attn.relative_position_bias_table
+    assert table.shape == (23 * 23, 1)
+    # Bicubic resizing keeps a constant table constant.
+    const = torch.full((13 * 13, 3), 0.5)
+    torch.testing.assert_close(resize_relative_position_bias_table(const, 12),
+                               torch.full((23 * 23, 3), 0.5))
+
+
+def test_converter_drops_derived_buffers():
+    sd = {'layers.0.blocks.0.attn.relative_position_index': torch.zeros(49, 49),
+          'layers.0.blocks.1.attn_mask': torch.zeros(4, 49, 49),
+          'patch_embed.proj.weight': torch.zeros(96, 3, 4, 4)}
+    assert list(convert_swin_checkpoint(sd)) == ['patch_embed.proj.weight']
+
+
+def test_checkpoint_errors(tmp_path):
+    model = small_swin()
+    other = {'stage1_conv_embed.0.weight': torch.zeros(64, 3, 7, 7)}
+    wrong = {k: torch.zeros(3, *v.shape[1:]) if k == 'patch_embed.proj.weight' else v
+             for k, v in model.state_dict().items()}
+    check_checkpoint_errors(model, tmp_path, other, wrong)
+
+
+def test_upernet_train_step(tmp_path):
+    run_upernet_step(tmp_path, "dict(type='Swin', arch='tiny', drop_path_rate=0.2)",
+                     [96, 192, 384, 768])
+
+
+def test_mask_rcnn_train_step(tmp_path):
+    run_mask_rcnn_step(tmp_path, "dict(type='Swin', arch='tiny', drop_path_rate=0.1)",
+                       [96, 192, 384, 768])
