@@ -1,5 +1,7 @@
 from .checkpoint_io import AtomicLocalBackend, install as _install_checkpoint_io, load_local_checkpoint
+from .optim import DEFAULT_NO_DECAY_KEYS, ViTLayerDecayOptimWrapperConstructor
 
 _install_checkpoint_io()
 
-__all__ = ['AtomicLocalBackend', 'load_local_checkpoint']
+__all__ = ['AtomicLocalBackend', 'load_local_checkpoint', 'DEFAULT_NO_DECAY_KEYS',
+           'ViTLayerDecayOptimWrapperConstructor']

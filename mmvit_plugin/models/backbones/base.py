@@ -108,6 +108,53 @@ class PyramidBackbone(BaseModule):
         """Map an official state dict onto this module's keys; leaves our own layout unchanged."""
         return dict(state_dict)
 
+    def stage_blocks(self) -> List[List[Union[nn.Module, Sequence[nn.Module]]]]:
+        """Per stage, its blocks in forward order; an entry may be several modules at one depth
+        (parallel paths). Used by :meth:`get_layer_depth`."""
+        raise NotImplementedError(f'{self._name} does not list its blocks (stage_blocks)')
+
+    # --- layer-wise learning-rate decay ---------------------------------------------------------
+    def get_layer_depth(self, param_name: str) -> Tuple[int, int]:
+        """The depth of a parameter, for layer-wise learning-rate decay.
+
+        The stem is depth 0, the k-th block (counted over all stages) depth k; what else a stage
+        owns (merges, output norms) shares the depth of its last block, and anything left gets the
+        last depth. ``param_name`` may carry a ``backbone.`` prefix.
+
+        Returns:
+            ``(depth, num_depths)`` with ``num_depths = number of blocks + 2``.
+        """
+        if param_name.startswith('backbone.'):
+            param_name = param_name[len('backbone.'):]
+        depths = self.__dict__.get('_layer_depths')
+        if depths is None:
+            depths = self.__dict__['_layer_depths'] = self._build_layer_depths()
+        num_depths = depths['__num_depths__']
+        if param_name not in depths:
+            own = dict(self.named_parameters())
+            if param_name not in own:
+                raise KeyError(f'{self._name} has no parameter {param_name!r}')
+        return depths.get(param_name, num_depths - 1), num_depths
+
+    def _build_layer_depths(self) -> Dict[str, int]:
+        names = {id(p): n for n, p in self.named_parameters()}
+        depths: Dict[str, int] = {}
+
+        def assign(modules: Iterable[nn.Module], depth: int) -> None:
+            for module in modules:
+                for param in module.parameters():
+                    depths.setdefault(names[id(param)], depth)
+
+        assign(self.stage_modules(-1), 0)
+        depth = 0
+        for stage, blocks in enumerate(self.stage_blocks()):
+            for block in blocks:
+                depth += 1
+                assign(block if isinstance(block, (list, tuple)) else [block], depth)
+            assign(self.stage_modules(stage), depth)
+        depths['__num_depths__'] = depth + 2
+        return depths
+
     # --- forward helpers ------------------------------------------------------------------------
     def check_input(self, x: Any) -> None:
         """Raise a clear error for inputs no backbone can take."""

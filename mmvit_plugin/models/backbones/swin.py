@@ -241,6 +241,9 @@ class Swin(PyramidBackbone):
         norm = getattr(self, f'norm{stage}', None)
         return [self.layers[stage]] + ([norm] if norm is not None else [])
 
+    def stage_blocks(self) -> List[List[nn.Module]]:
+        return [list(stage.blocks) for stage in self.layers]
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         x = self.pos_drop(self.patch_embed(x))
