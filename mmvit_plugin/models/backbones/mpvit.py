@@ -1,0 +1,435 @@
+"""MPViT backbone, numerically the official dense-prediction variant.
+
+Lee et al., "MPViT: Multi-Path Vision Transformer for Dense Prediction", CVPR 2022.
+
+Each stage embeds its input along several paths (chained depthwise-separable convolutions, so
+every path sees a larger receptive field than the one before), runs one transformer encoder per
+path and a convolutional "local" path beside them, and fuses everything with a 1x1 convolution.
+The encoders use factorized attention, ``q (softmax_N(k)^T v)``, which is linear in the number of
+tokens, so there is no window and no size constraint: strided convolutions give ceil sizes.
+
+Layout: token sequences ``(B, N, C)`` are the channels-last memory of ``(B, C, H, W)`` maps, so the
+convolutions inside the encoders (position encodings) and the moves between tokens and maps are
+views rather than copies. Module names follow the official keys, except that the shared position
+encodings are stored once per encoder (the official files repeat them under every layer; see
+:func:`convert_mpvit_checkpoint`).
+"""
+import re
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+from mmengine.registry import MODELS
+
+from ..checkpoint import CheckpointError, StateDict
+from ..layers import DropPath, Mlp
+from .base import PyramidBackbone
+
+#: Convolutional relative position encoding: (depthwise kernel, number of heads) groups.
+CRPE_WINDOWS = ((3, 2), (5, 3), (7, 3))
+
+
+def build_norm(norm_cfg: dict, channels: int) -> nn.Module:
+    """The norm layer of an mm-style ``norm_cfg`` (``BN``, ``SyncBN``, ...) via mmcv."""
+    return build_norm_layer(norm_cfg, channels)[1]
+
+
+def tokens_to_map(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """``(B, N, C)`` to ``(B, C, H, W)``; a view (channels-last memory) when ``x`` is contiguous."""
+    return x.unflatten(1, size).permute(0, 3, 1, 2)
+
+
+def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` to ``(B, N, C)``; a view when ``x`` has channels-last memory."""
+    return x.permute(0, 2, 3, 1).flatten(1, 2)
+
+
+class ConvBN(nn.Module):
+    """Conv2d (no bias) → BatchNorm → optional Hardswish."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1,
+                 norm_cfg: dict = dict(type='BN'), act: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
+                              bias=False)
+        self.bn = build_norm(norm_cfg, out_channels)
+        self.act = nn.Hardswish() if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+class SeparableConvBN(nn.Module):
+    """Depthwise 3×3 (stride 1 or 2, no bias) → pointwise 1×1 (no bias) → BatchNorm → Hardswish."""
+
+    def __init__(self, channels: int, stride: int, norm_cfg: dict) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv2d(channels, channels, 3, stride, 1, groups=channels, bias=False)
+        self.pwconv = nn.Conv2d(channels, channels, 1, bias=False)
+        self.bn = build_norm(norm_cfg, channels)
+        self.act = nn.Hardswish()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.pwconv(self.dwconv(x))))
+
+
+class PatchEmbedPath(nn.Module):
+    """One path of the multi-scale patch embedding: a :class:`SeparableConvBN` (``patch_conv``)."""
+
+    def __init__(self, channels: int, stride: int, norm_cfg: dict) -> None:
+        super().__init__()
+        self.patch_conv = SeparableConvBN(channels, stride, norm_cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.patch_conv(x)
+
+
+class MultiPathPatchEmbed(nn.Module):
+    """``num_paths`` chained embeddings: path ``p`` embeds path ``p - 1``'s output; the first one
+    halves the resolution when ``downsample`` is set. Returns every path's output."""
+
+    def __init__(self, channels: int, num_paths: int, downsample: bool, norm_cfg: dict) -> None:
+        super().__init__()
+        self.patch_embeds = nn.ModuleList([
+            PatchEmbedPath(channels, 2 if downsample and p == 0 else 1, norm_cfg)
+            for p in range(num_paths)
+        ])
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        outs = []
+        for embed in self.patch_embeds:
+            x = embed(x)
+            outs.append(x)
+        return outs
+
+
+class ConvPosEnc(nn.Module):
+    """Convolutional position encoding: ``x + dwconv3x3(x)`` on the token map.
+
+    Computed as one depthwise convolution whose kernel has 1 added at its centre (the residual).
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(channels, channels, kernel_size, 1, kernel_size // 2, groups=channels)
+        identity = torch.zeros(1, 1, kernel_size, kernel_size)
+        identity[..., kernel_size // 2, kernel_size // 2] = 1
+        self.register_buffer('identity', identity, persistent=False)
+
+    def forward(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+        weight = self.proj.weight + self.identity.to(self.proj.weight.dtype)
+        x = F.conv2d(tokens_to_map(x, size), weight, self.proj.bias,
+                     padding=self.proj.padding, groups=self.proj.groups)
+        return map_to_tokens(x)
+
+
+class ConvRelPosEnc(nn.Module):
+    """Convolutional relative position encoding ``q ⊙ dwconv(v)``.
+
+    The channels of ``v`` are split into head groups, each with its own depthwise kernel size
+    (:data:`CRPE_WINDOWS`: 3×3 for 2 heads, 5×5 for 3, 7×7 for 3). The convolutions stay separate
+    modules (``conv_list``, as in the official files); the forward pass runs them as one depthwise
+    convolution whose smaller kernels are zero-padded to the largest size.
+
+    Args:
+        head_dims: channels per head.
+        windows: ``(kernel, heads)`` pairs; the heads must add up to the encoder's heads.
+    """
+
+    def __init__(self, head_dims: int, windows: Sequence[Tuple[int, int]] = CRPE_WINDOWS) -> None:
+        super().__init__()
+        self.max_kernel = max(k for k, _ in windows)
+        self.conv_list = nn.ModuleList([
+            nn.Conv2d(heads * head_dims, heads * head_dims, k, 1, k // 2, groups=heads * head_dims)
+            for k, heads in windows
+        ])
+
+    def merged_kernel(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One ``(C, 1, K, K)`` depthwise kernel (smaller kernels centred, zero-padded) and bias."""
+        weights = []
+        for conv in self.conv_list:
+            pad = (self.max_kernel - conv.kernel_size[0]) // 2
+            weights.append(F.pad(conv.weight, (pad, pad, pad, pad)) if pad else conv.weight)
+        return torch.cat(weights), torch.cat([conv.bias for conv in self.conv_list])
+
+    def forward(self, q: torch.Tensor, v: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+        """``q``, ``v``: ``(B, N, C)`` (heads side by side in C); returns ``q * dwconv(v)``."""
+        weight, bias = self.merged_kernel()
+        v = F.conv2d(tokens_to_map(v, size), weight, bias, padding=self.max_kernel // 2,
+                     groups=weight.shape[0])
+        return q * map_to_tokens(v)
+
+
+class FactorizedAttention(nn.Module):
+    """Factorized attention ``scale · q (softmax_N(k)^T v) + q ⊙ dwconv(v)`` per head → ``proj``.
+
+    The per-head ``k^T v`` products are computed as one ``C × C`` product masked to its block
+    diagonal, so q, k and v never leave the ``(B, N, C)`` layout (no head transposes or copies).
+
+    Args:
+        embed_dims: channels.
+        num_heads: heads.
+        qkv_bias: bias in the qkv projection.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, qkv_bias: bool = True) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        head_dims = embed_dims // num_heads
+        self.scale = head_dims**-0.5
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        heads = torch.arange(embed_dims) // head_dims
+        self.register_buffer('head_mask', (heads[:, None] == heads[None, :]).float() * self.scale,
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor, size: Tuple[int, int], crpe: ConvRelPosEnc) -> torch.Tensor:
+        # Three products with row blocks of the qkv weight instead of one: q, k and v come out
+        # contiguous, so the softmax and the depthwise convolution need no copies.
+        weights = self.qkv.weight.chunk(3)
+        biases = self.qkv.bias.chunk(3) if self.qkv.bias is not None else (None, ) * 3
+        q, k, v = (F.linear(x, w, b) for w, b in zip(weights, biases))
+        context = torch.bmm(k.softmax(dim=1).transpose(1, 2), v)  # (B, C, C); softmax over tokens
+        context = context * self.head_mask.to(context.dtype)
+        return self.proj(torch.baddbmm(crpe(q, v, size), q, context))
+
+
+class MHCALayer(nn.Module):
+    """One encoder layer: shared ConvPosEnc → LN → factorized attention (+ shared ConvRelPosEnc) →
+    residual; LN → MLP (GELU) → residual.
+
+    Args:
+        embed_dims, num_heads: as for :class:`FactorizedAttention`.
+        mlp_ratio: MLP hidden width over ``embed_dims``.
+        drop_path: stochastic depth rate.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float,
+                 drop_path: float = 0.) -> None:
+        super().__init__()
+        self.factoratt_crpe = FactorizedAttention(embed_dims, num_heads)
+        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm1 = nn.LayerNorm(embed_dims, eps=1e-6)
+        self.norm2 = nn.LayerNorm(embed_dims, eps=1e-6)
+
+    def forward(self, x: torch.Tensor, size: Tuple[int, int], cpe: ConvPosEnc,
+                crpe: ConvRelPosEnc) -> torch.Tensor:
+        x = cpe(x, size)
+        x = x + self.drop_path(self.factoratt_crpe(self.norm1(x), size, crpe))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class MHCAEncoder(nn.Module):
+    """The transformer encoder of one path: layers sharing one ConvPosEnc and one ConvRelPosEnc."""
+
+    def __init__(self, embed_dims: int, num_layers: int, num_heads: int, mlp_ratio: float,
+                 drop_paths: Sequence[float], crpe_windows: Sequence[Tuple[int, int]]) -> None:
+        super().__init__()
+        self.cpe = ConvPosEnc(embed_dims)
+        self.crpe = ConvRelPosEnc(embed_dims // num_heads, crpe_windows)
+        self.MHCA_layers = nn.ModuleList([
+            MHCALayer(embed_dims, num_heads, mlp_ratio, drop_paths[i]) for i in range(num_layers)
+        ])
+
+
+class InvertedResidual(nn.Module):
+    """The local path: 1×1 Conv-BN-Hardswish → dw 3×3 (no bias) → BN → Hardswish → 1×1 Conv-BN,
+    plus the input."""
+
+    def __init__(self, channels: int, norm_cfg: dict) -> None:
+        super().__init__()
+        self.conv1 = ConvBN(channels, channels, norm_cfg=norm_cfg)
+        self.dwconv = nn.Conv2d(channels, channels, 3, 1, 1, groups=channels, bias=False)
+        self.norm = build_norm(norm_cfg, channels)
+        self.act = nn.Hardswish()
+        self.conv2 = ConvBN(channels, channels, norm_cfg=norm_cfg, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.act(self.norm(self.dwconv(self.conv1(x)))))
+
+
+class MHCAStage(nn.Module):
+    """One encoder per path, the local path, and the 1×1 Conv-BN-Hardswish ``aggregate``."""
+
+    def __init__(self, embed_dims: int, out_channels: int, num_layers: int, num_heads: int,
+                 mlp_ratio: float, num_paths: int, drop_paths: Sequence[float],
+                 crpe_windows: Sequence[Tuple[int, int]], norm_cfg: dict) -> None:
+        super().__init__()
+        self.mhca_blks = nn.ModuleList([
+            MHCAEncoder(embed_dims, num_layers, num_heads, mlp_ratio, drop_paths, crpe_windows)
+            for _ in range(num_paths)
+        ])
+        self.InvRes = InvertedResidual(embed_dims, norm_cfg)
+        self.aggregate = ConvBN(embed_dims * (num_paths + 1), out_channels, norm_cfg=norm_cfg)
+
+
+@MODELS.register_module(name='MPViT')
+class MPViT(PyramidBackbone):
+    """MPViT backbone (``type='MPViT'``), a 4-level pyramid (strides 4–32) from any input size.
+
+    Args:
+        arch: ``'tiny'``, ``'xsmall'``, ``'small'``, ``'base'``, or a dict with ``embed_dims``
+            (4 widths), ``num_layers``, ``num_heads``, ``mlp_ratios`` and ``num_paths`` (4 each).
+            Level ``i`` has ``embed_dims[i + 1]`` channels (the last level ``embed_dims[3]``), e.g.
+            128, 216, 288, 288 for ``'small'``; see :attr:`out_channels`.
+        in_channels: input channels.
+        crpe_windows: ``(kernel, heads)`` groups of the convolutional relative position encoding;
+            the heads must add up to each stage's ``num_heads``. Official: 3/5/7 over 2/3/3 heads.
+        drop_path_rate: stochastic depth, rising linearly over all layers (of one path) up to this
+            rate; the official recipes use 0.1 (tiny, xsmall), 0.2 (small), 0.4 (base).
+        norm_cfg: norm of the convolutions, ``dict(type='BN')`` or ``dict(type='SyncBN')`` (the
+            segmentation recipe), built with mmcv's ``build_norm_layer``.
+        norm_eval: keep the BatchNorm layers in eval mode (frozen statistics) while training.
+        out_indices: levels to return (0..3, strides 4..32).
+        frozen_stages: ``-1`` none; ``0`` the stem; ``k`` also stages ``0..k-1`` (embedding and
+            encoders).
+        with_cp: gradient checkpointing of every encoder layer and local path (non-reentrant).
+        init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH)`` loads an
+            official classification release (``{'model': ...}``), an official or mmseg/mmdet dense
+            checkpoint (flat or ``state_dict``, with or without ``backbone.``) or a converted file.
+    """
+
+    arch_zoo = {
+        'tiny': dict(embed_dims=(64, 96, 176, 216), num_layers=(1, 2, 4, 1),
+                     num_heads=(8, 8, 8, 8), mlp_ratios=(2, 2, 2, 2), num_paths=(2, 3, 3, 3)),
+        'xsmall': dict(embed_dims=(64, 128, 192, 256), num_layers=(1, 2, 4, 1),
+                       num_heads=(8, 8, 8, 8), mlp_ratios=(4, 4, 4, 4), num_paths=(2, 3, 3, 3)),
+        'small': dict(embed_dims=(64, 128, 216, 288), num_layers=(1, 3, 6, 3),
+                      num_heads=(8, 8, 8, 8), mlp_ratios=(4, 4, 4, 4), num_paths=(2, 3, 3, 3)),
+        'base': dict(embed_dims=(128, 224, 368, 480), num_layers=(1, 3, 8, 3),
+                     num_heads=(8, 8, 8, 8), mlp_ratios=(4, 4, 4, 4), num_paths=(2, 3, 3, 3)),
+    }
+    arch_keys = ('embed_dims', 'num_layers', 'num_heads', 'mlp_ratios', 'num_paths')
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'small',
+                 in_channels: int = 3,
+                 crpe_windows: Sequence[Tuple[int, int]] = CRPE_WINDOWS,
+                 drop_path_rate: float = 0.,
+                 norm_cfg: dict = dict(type='BN'),
+                 norm_eval: bool = False,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(in_channels, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        arch = self.resolve_arch(arch)
+        embed_dims, num_layers, num_heads, mlp_ratios, num_paths = (
+            [arch[k]] * 4 if isinstance(arch[k], (int, float)) else list(arch[k])
+            for k in self.arch_keys)
+        for key, values in zip(self.arch_keys, (embed_dims, num_layers, num_heads, mlp_ratios,
+                                                num_paths)):
+            if len(values) != 4:
+                raise ValueError(f'MPViT: arch {key} needs 4 stages, got {values}')
+        crpe_windows = tuple((int(k), int(h)) for k, h in crpe_windows)
+        for dims, heads in zip(embed_dims, num_heads):
+            if dims % heads:
+                raise ValueError(f'MPViT: {dims} channels do not split into {heads} heads')
+            if sum(h for _, h in crpe_windows) != heads:
+                raise ValueError(f'MPViT: crpe_windows {crpe_windows} cover '
+                                 f'{sum(h for _, h in crpe_windows)} heads, the stage has {heads}')
+        if any(k % 2 == 0 for k, _ in crpe_windows):
+            raise ValueError(f'MPViT: crpe_windows kernels must be odd, got {crpe_windows}')
+        self.out_channels = [embed_dims[i + 1] for i in range(3)] + [embed_dims[3]]
+
+        self.stem = nn.Sequential(
+            ConvBN(in_channels, embed_dims[0] // 2, 3, 2, norm_cfg),
+            ConvBN(embed_dims[0] // 2, embed_dims[0], 3, 2, norm_cfg))
+        rates = torch.linspace(0, drop_path_rate, sum(num_layers)).tolist()
+        self.patch_embed_stages = nn.ModuleList()
+        self.mhca_stages = nn.ModuleList()
+        for i in range(4):
+            start = sum(num_layers[:i])
+            self.patch_embed_stages.append(
+                MultiPathPatchEmbed(embed_dims[i], num_paths[i], i > 0, norm_cfg))
+            self.mhca_stages.append(
+                MHCAStage(embed_dims[i], self.out_channels[i], num_layers[i], num_heads[i],
+                          mlp_ratios[i], num_paths[i], rates[start:start + num_layers[i]],
+                          crpe_windows, norm_cfg))
+        self.apply(self.init_module_weights)
+        self.apply(self._init_conv_bn)
+
+    @staticmethod
+    def _init_conv_bn(m: nn.Module) -> None:
+        """He (fan-out) init of the convolutions that feed a BatchNorm (those without bias)."""
+        if isinstance(m, nn.Conv2d) and m.bias is None:
+            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+            nn.init.normal_(m.weight, 0, (2. / fan_out)**0.5)
+
+    def stage_modules(self, stage: int) -> List[nn.Module]:
+        if stage < 0:
+            return [self.stem]
+        return [self.patch_embed_stages[stage], self.mhca_stages[stage]]
+
+    def stage_blocks(self) -> List[List[List[nn.Module]]]:
+        # The paths of a stage run side by side: their l-th layers share one depth.
+        return [[[encoder.MHCA_layers[layer] for encoder in stage.mhca_blks]
+                 for layer in range(len(stage.mhca_blks[0].MHCA_layers))]
+                for stage in self.mhca_stages]
+
+    def forward_stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Stage ``i``: multi-path embedding, encoders and local path, aggregation."""
+        stage = self.mhca_stages[i]
+        inputs = self.patch_embed_stages[i](x)
+        outs = [self.run_block(stage.InvRes, inputs[0])]
+        for x, encoder in zip(inputs, stage.mhca_blks):
+            size = x.shape[-2:]
+            x = map_to_tokens(x)
+            for layer in encoder.MHCA_layers:
+                x = self.run_block(layer, x, size, encoder.cpe, encoder.crpe)
+            outs.append(tokens_to_map(x, size))
+        return stage.aggregate(torch.cat(outs, dim=1))
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        self.check_input(x)
+        x = self.stem(x.contiguous(memory_format=torch.channels_last))
+        outs = []
+        for i in range(4):  # every stage runs, so all parameters get gradients (DDP)
+            x = self.forward_stage(i, x)
+            if i in self.out_indices:
+                outs.append(x.contiguous())
+        return tuple(outs)
+
+    def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
+        return convert_mpvit_checkpoint(state_dict)
+
+
+#: Official keys of the shared position encodings repeated under each layer:
+#: ``...mhca_blks.{p}.MHCA_layers.{l}.[factoratt_crpe.]{cpe,crpe}.*``
+#: → ``...mhca_blks.{p}.{cpe,crpe}.*``.
+_SHARED_KEY = re.compile(
+    r'^(.*mhca_blks\.\d+\.)MHCA_layers\.\d+\.(?:factoratt_crpe\.)?((?:cpe|crpe)\..*)$')
+
+
+def convert_mpvit_checkpoint(state_dict: StateDict) -> StateDict:
+    """Official MPViT weights (classification or dense) to :class:`MPViT`'s keys.
+
+    The official modules hold each encoder's shared ConvPosEnc / ConvRelPosEnc under
+    ``mhca_blks.{p}.{cpe,crpe}`` and again under every layer (``MHCA_layers.{l}.cpe``, ``.crpe``
+    and ``.factoratt_crpe.crpe``). All copies must be equal; they are loaded once. The
+    classification head (``cls_head.*``) is dropped. Our own layout passes through unchanged.
+
+    Raises:
+        CheckpointError: when copies of a shared tensor disagree (naming the keys).
+    """
+    out: Dict[str, torch.Tensor] = {}
+    sources: Dict[str, str] = {}
+    for key, value in state_dict.items():
+        if key.startswith('cls_head.'):
+            continue
+        match = _SHARED_KEY.match(key)
+        target = match.group(1) + match.group(2) if match else key
+        if target in out:
+            first = out[target]
+            if first.shape != value.shape or not torch.equal(first, value):
+                raise CheckpointError(
+                    f'MPViT checkpoint: {key!r} and {sources[target]!r} are copies of one shared '
+                    f'position-encoding tensor ({target!r}) but hold different values; the file '
+                    'is inconsistent (edited or trained with unshared encodings)')
+            continue
+        out[target] = value
+        sources[target] = key
+    return out

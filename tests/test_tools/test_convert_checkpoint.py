@@ -1,0 +1,55 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmvit_plugin.models.backbones.swin import Swin
+
+TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'convert_checkpoint.py'
+SMALL = dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 1, 1, 1))
+
+
+def run(*args):
+    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True,
+                          text=True)
+
+
+def test_swin_classification_release_to_our_layout(tmp_path):
+    source = Swin(SMALL)
+    official = {k: v for k, v in source.state_dict().items()}
+    official['layers.0.blocks.0.attn.relative_position_index'] = torch.zeros(49, 49, dtype=torch.long)
+    official['layers.0.blocks.1.attn_mask'] = torch.zeros(4, 49, 49)
+    src, dst = tmp_path / 'official.pth', tmp_path / 'ours.pth'
+    torch.save({'model': official}, src)
+    proc = run('swin', src, dst, '--window-size', 12)
+    assert proc.returncode == 0, proc.stderr
+    converted = torch.load(dst, weights_only=True)['state_dict']
+    assert not any(k.endswith(('relative_position_index', 'attn_mask')) for k in converted)
+    assert converted['layers.0.blocks.0.attn.relative_position_bias_table'].shape == (23 * 23, 1)
+    model = Swin(SMALL, window_size=12)
+    missing, unexpected = model.load_state_dict(converted, strict=False)
+    assert not missing and not unexpected
+
+
+def test_reports_bad_sources(tmp_path):
+    proc = run('swin', tmp_path / 'missing.pth', tmp_path / 'out.pth')
+    assert proc.returncode == 1 and 'not found' in proc.stderr
+    torch.save({'model': {'stage0.patch_embed.proj.weight': torch.zeros(64, 3, 7, 7)}},
+               tmp_path / 'cvt.pth')
+    proc = run('swin', tmp_path / 'cvt.pth', tmp_path / 'out.pth', '--arch', 'tiny')
+    assert proc.returncode == 1 and 'does not fit' in proc.stderr
+    assert not (tmp_path / 'out.pth').exists()
+
+
+@pytest.mark.parametrize('family,cls_name,arch', [('cvt', 'CvT', '13'), ('mpvit', 'MPViT', 'tiny')])
+def test_other_families_round_trip(tmp_path, family, cls_name, arch):
+    import mmvit_plugin.models.backbones as backbones
+    model = getattr(backbones, cls_name)(arch=arch)
+    torch.save(model.state_dict(), tmp_path / 'src.pth')
+    proc = run(family, tmp_path / 'src.pth', tmp_path / 'dst.pth', '--arch', arch)
+    assert proc.returncode == 0, proc.stderr
+    assert '0 missing' in proc.stdout
+    converted = torch.load(tmp_path / 'dst.pth', weights_only=True)['state_dict']
+    assert converted.keys() == model.state_dict().keys()
