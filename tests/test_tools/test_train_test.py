@@ -1,0 +1,120 @@
+"""tools/train.py, tools/test.py and tools/infer.py end to end (subprocesses) on tiny toy data:
+a few iterations of the toy UperNet and Mask R-CNN configs, then a metric and a checkpoint."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS = REPO / 'tools'
+SEG_CFG = REPO / 'configs' / 'toy' / 'upernet_cswin_toy.py'
+DET_CFG = REPO / 'configs' / 'toy' / 'mask_rcnn_cswin_toy.py'
+
+pytest.importorskip('mmseg', reason='mmsegmentation is not installed')
+pytest.importorskip('mmdet', reason='mmdet is not installed')
+if not (REPO / 'mmvit_plugin' / 'models' / 'backbones' / 'cswin.py').is_file():
+    pytest.skip('the toy configs use CSWin; mmvit_plugin/models/backbones/cswin.py does not exist yet',
+                allow_module_level=True)
+
+
+def run(*args, check=True):
+    res = subprocess.run([sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=True)
+    if check and res.returncode != 0:
+        pytest.fail(f'{args[0]} exited {res.returncode}\n--- stdout ---\n{res.stdout[-4000:]}'
+                    f'\n--- stderr ---\n{res.stderr[-6000:]}')
+    return res
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp('toy')
+    run(TOOLS / 'make_toy_data.py', '--kind', 'ade', '--out', root / 'ade', '--train', '8', '--val', '3')
+    run(TOOLS / 'make_toy_data.py', '--kind', 'coco', '--out', root / 'coco', '--train', '6',
+        '--val', '3', '--mask-format', 'rle')
+    return root
+
+
+def seg_options(data, iters):
+    root = data / 'ade'
+    return ['--cfg-options', f'train_dataloader.dataset.data_root={root}',
+            f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',
+            'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False', f'train_cfg.max_iters={iters}',
+            f'train_cfg.val_interval={iters}', 'default_hooks.checkpoint.interval=2',
+            'default_hooks.checkpoint.max_keep_ckpts=3', 'default_hooks.logger.interval=1']
+
+
+def det_options(data, epochs=1):
+    root = f'{data / "coco"}/'
+    ann = f'{root}annotations/instances_val2017.json'
+    return ['--cfg-options', f'train_dataloader.dataset.data_root={root}',
+            f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',
+            f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
+            'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False', f'train_cfg.max_epochs={epochs}',
+            f'train_cfg.val_interval={epochs}', 'default_hooks.checkpoint.interval=1',
+            'default_hooks.logger.interval=1']
+
+
+def test_segmentation_train_resume_test_infer(data, tmp_path):
+    work = tmp_path / 'seg'
+    res = run(TOOLS / 'train.py', SEG_CFG, '--work-dir', work, *seg_options(data, 4))
+    assert (work / 'iter_2.pth').is_file() and (work / 'iter_4.pth').is_file()
+    assert 'mIoU' in res.stdout + res.stderr  # validation ran at the end of training
+
+    # --resume without a path: the latest checkpoint of the work dir (iter 4), then on to 6
+    res = run(TOOLS / 'train.py', SEG_CFG, '--work-dir', work, '--resume', *seg_options(data, 6))
+    log = res.stdout + res.stderr
+    assert 'resumed' in log.lower() and 'iter_4.pth' in log
+    assert (work / 'iter_6.pth').is_file()
+
+    out = tmp_path / 'seg_metrics.json'
+    res = run(TOOLS / 'test.py', SEG_CFG, work / 'iter_6.pth', '--work-dir', tmp_path / 'seg_test',
+              '--out', out, '--show-dir', tmp_path / 'seg_vis', *seg_options(data, 6))
+    metrics = json.loads(out.read_text())
+    assert 0 <= metrics['mIoU'] <= 100 and 'mIoU' in res.stdout
+    assert len(list((tmp_path / 'seg_vis').rglob('*.png'))) == 3
+
+    res = run(TOOLS / 'infer.py', data / 'ade' / 'images' / 'validation', SEG_CFG,
+              work / 'iter_6.pth', '--out-dir', tmp_path / 'seg_infer', '--limit', '2')
+    assert len(list((tmp_path / 'seg_infer').glob('*.png'))) == 2
+
+
+def test_detection_train_test_infer(data, tmp_path):
+    work = tmp_path / 'det'
+    run(TOOLS / 'train.py', DET_CFG, '--work-dir', work, *det_options(data))
+    ckpt = work / 'epoch_1.pth'
+    assert ckpt.is_file()
+
+    out = tmp_path / 'det_metrics.json'
+    res = run(TOOLS / 'test.py', DET_CFG, ckpt, '--work-dir', tmp_path / 'det_test', '--out', out,
+              '--show-dir', tmp_path / 'det_vis', *det_options(data))
+    metrics = json.loads(out.read_text())
+    for key in ('coco/bbox_mAP', 'coco/segm_mAP'):
+        assert -1 <= metrics[key] <= 1, key  # -1: no detections at all after 3 iterations
+    assert 'bbox_mAP' in res.stdout
+    assert len(list((tmp_path / 'det_vis').rglob('*.jpg')) +
+               list((tmp_path / 'det_vis').rglob('*.png'))) == 3
+
+    run(TOOLS / 'infer.py', data / 'coco' / 'val2017' / '000001000001.jpg', DET_CFG, ckpt,
+        '--out-dir', tmp_path / 'det_infer', '--score-thr', '0')
+    assert (tmp_path / 'det_infer' / '000001000001.png').is_file()
+
+
+@pytest.mark.parametrize('tool', ['train.py', 'test.py'])
+def test_amp_needs_gpu(tool, tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('a CUDA GPU is present')
+    args = [SEG_CFG] if tool == 'train.py' else [SEG_CFG, tmp_path / 'none.pth']
+    res = run(TOOLS / tool, *args, '--amp', check=False)
+    assert res.returncode != 0
+    assert 'needs a CUDA GPU' in res.stderr and 'Traceback' not in res.stderr
+
+
+def test_resume_missing_file(tmp_path):
+    res = run(TOOLS / 'train.py', SEG_CFG, '--work-dir', tmp_path, '--resume',
+              tmp_path / 'missing.pth', check=False)
+    assert res.returncode != 0 and 'no such checkpoint' in res.stderr

@@ -1,0 +1,100 @@
+#!/usr/bin/env python
+"""Predict on an image or a folder of images and save pictures of the predictions.
+
+Segmentation configs (``default_scope='mmseg'``): a colour overlay of the predicted classes.
+Detection configs (``default_scope='mmdet'``): boxes, class names, scores and instance masks.
+
+Examples::
+
+    python tools/infer.py demo.jpg configs/upernet_cswin_t_ade20k.py ckpt.pth --out-dir vis
+    python tools/infer.py data/toy_coco/val2017 configs/toy/mask_rcnn_cswin_toy.py ckpt.pth \\
+        --out-dir vis --score-thr 0.5
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Draw predicted masks/boxes over images')
+    parser.add_argument('input', help='an image file or a folder of images')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out-dir', default='infer_out', help='where the pictures go')
+    parser.add_argument('--device', default=None, help="e.g. 'cpu', 'cuda:0' (default: cuda if any)")
+    parser.add_argument('--score-thr', type=float, default=0.3, help='detection: lowest score drawn')
+    parser.add_argument('--opacity', type=float, default=0.5, help='segmentation: overlay opacity')
+    parser.add_argument('--limit', type=int, default=0, help='at most this many images (0: all)')
+    parser.add_argument('--cfg-options', nargs='+', default={}, action=_dict_action(),
+                        help='override config entries, key=value pairs')
+    return parser.parse_args(argv)
+
+
+def _dict_action():
+    from mmengine.config import DictAction
+    return DictAction
+
+
+def list_images(path: str):
+    if osp.isfile(path):
+        return [path]
+    if osp.isdir(path):
+        files = sorted(osp.join(path, f) for f in os.listdir(path)
+                       if f.lower().endswith(IMAGE_EXTS))
+        if not files:
+            raise SystemExit(f'error: no images ({", ".join(IMAGE_EXTS)}) in {path}')
+        return files
+    raise SystemExit(f'error: {path} is neither an image file nor a folder')
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import mmcv
+    import torch
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'error: checkpoint {args.checkpoint!r} not found')
+    device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
+    scope = cfg.get('default_scope', 'mmseg')
+    images = list_images(args.input)
+    if args.limit > 0:
+        images = images[:args.limit]
+    os.makedirs(args.out_dir, exist_ok=True)
+
+    if scope == 'mmseg':
+        from mmseg.apis import inference_model, init_model
+        from mmseg.visualization import SegLocalVisualizer
+        model = init_model(cfg, args.checkpoint, device=device)
+        visualizer = SegLocalVisualizer(name='mmvit_infer', alpha=args.opacity)
+        predict = lambda img: inference_model(model, img)  # noqa: E731
+        draw_kwargs = dict(with_labels=True)
+    elif scope == 'mmdet':
+        from mmdet.apis import inference_detector, init_detector
+        from mmdet.visualization import DetLocalVisualizer
+        model = init_detector(cfg, args.checkpoint, device=device)
+        visualizer = DetLocalVisualizer(name='mmvit_infer')
+        predict = lambda img: inference_detector(model, img)  # noqa: E731
+        draw_kwargs = dict(pred_score_thr=args.score_thr)
+    else:
+        raise SystemExit(f'error: default_scope {scope!r}: only mmseg and mmdet configs are supported')
+    visualizer.dataset_meta = model.dataset_meta
+
+    for i, path in enumerate(images):
+        result = predict(path)
+        img = mmcv.imread(path, channel_order='rgb')
+        out_file = osp.join(args.out_dir, osp.splitext(osp.basename(path))[0] + '.png')
+        visualizer.add_datasample(osp.basename(path), img, data_sample=result, draw_gt=False,
+                                  draw_pred=True, show=False, out_file=out_file, **draw_kwargs)
+        print(f'[{i + 1}/{len(images)}] {path} -> {out_file}', flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
