@@ -8,9 +8,6 @@
 #   python tools/train.py configs/toy/mask_rcnn_cswin_toy.py --work-dir work_dirs/toy_det
 _base_ = ['../mask_rcnn_cswin_t_coco_1x.py']
 
-# CSWin's module is imported explicitly until mmvit_plugin/models/backbones/__init__.py registers it.
-custom_imports = dict(imports=['mmvit_plugin', 'mmvit_plugin.models.backbones.cswin'],
-                      allow_failed_imports=False)
 
 data_root = 'data/toy_coco/'
 classes = ('disc', 'square', 'triangle', 'star')

@@ -8,9 +8,6 @@
 #   python tools/train.py configs/toy/upernet_cswin_toy.py --work-dir work_dirs/toy_seg
 _base_ = ['../upernet_cswin_t_ade20k.py']
 
-# CSWin's module is imported explicitly until mmvit_plugin/models/backbones/__init__.py registers it.
-custom_imports = dict(imports=['mmvit_plugin', 'mmvit_plugin.models.backbones.cswin'],
-                      allow_failed_imports=False)
 
 data_root = 'data/toy_ade'
 classes = ('background', 'disc', 'square', 'triangle', 'star')
