@@ -1,0 +1,251 @@
+#!/usr/bin/env python
+"""Speed, memory, parameters and FLOPs of the backbones, side by side in one run.
+
+    python tools/benchmark.py                                   # defaults below
+    python tools/benchmark.py --models swin:tiny cswin:tiny --sizes 512x512 800x1333 --runs 5
+    python tools/benchmark.py --models swin:tiny mmseg-swin:tiny timm-swin:tiny --json out.json
+    python tools/benchmark.py --models cswin:tiny --with-cp both
+    python tools/benchmark.py --peer official-cswin:tiny=my_wrappers:build_official_cswin ...
+
+Each measurement runs in a fresh subprocess, so that peak memory is that case's alone: on CPU the
+peak resident set size above the size right after building the model (the kernel's high-water
+mark is reset first), on CUDA ``torch.cuda.max_memory_allocated`` above the model's own memory.
+Times are medians over ``--runs`` after ``--warmup`` runs. FLOPs are multiply-accumulates counted
+by mmengine's jit analysis (with a handle for ``scaled_dot_product_attention``). The matmul peak
+is measured in the same run (a square fp32 GEMM, or bf16 with ``--dtype bf16``), and achieved
+GFLOP/s of each forward is reported against it (2 FLOPs per multiply-accumulate).
+
+Models: ``swin``, ``cswin``, ``cvt``, ``mpvit`` (this package); ``mmseg-swin`` (mmseg's
+SwinTransformer) and ``timm-swin`` (timm, ``features_only``) where installed; and any builder given
+with ``--peer NAME:ARCH=module:function`` (called as ``function(arch, in_size)``, returning a
+module whose forward takes an NCHW batch), e.g. a wrapper around an official implementation.
+"""
+import argparse
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+DEFAULT_MODELS = ['swin:tiny', 'cswin:tiny', 'cvt:13', 'mpvit:small']
+OURS = {'swin': 'Swin', 'cswin': 'CSWin', 'cvt': 'CvT', 'mpvit': 'MPViT'}
+MMSEG_SWIN = {
+    'tiny': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
+    'small': dict(embed_dims=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)),
+    'base': dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
+}
+TIMM_SWIN = {'tiny': 'swin_tiny_patch4_window7_224', 'small': 'swin_small_patch4_window7_224',
+             'base': 'swin_base_patch4_window7_224'}
+
+
+# --- model builders -----------------------------------------------------------------------------
+def build_model(spec: str, size: Tuple[int, int], with_cp: bool, peers: Dict[str, str]) -> nn.Module:
+    family, arch = spec.split(':', 1)
+    if spec in peers:
+        module_name, function = peers[spec].split(':')
+        return getattr(importlib.import_module(module_name), function)(arch, size)
+    if family in OURS:
+        import mmvit_plugin.models.backbones as backbones
+        return getattr(backbones, OURS[family])(arch=arch, drop_path_rate=0., with_cp=with_cp)
+    if family == 'mmseg-swin':
+        from mmseg.models.backbones import SwinTransformer
+        return SwinTransformer(**MMSEG_SWIN[arch], window_size=7, drop_path_rate=0., with_cp=with_cp)
+    if family == 'timm-swin':
+        import timm
+        return timm.create_model(TIMM_SWIN[arch], pretrained=False, features_only=True,
+                                 img_size=size, strict_img_size=False)
+    raise SystemExit(f'unknown model family {family!r} in {spec!r}')
+
+
+# --- measurements -------------------------------------------------------------------------------
+def _rss_bytes(field: str) -> int:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f'{field} not in /proc/self/status')
+
+
+def _reset_peak_rss() -> None:
+    with open('/proc/self/clear_refs', 'w') as f:  # "5" resets VmHWM (Linux >= 4.0)
+        f.write('5')
+
+
+def _timed(fn: Callable[[], Any], runs: int, warmup: int, cuda: bool) -> float:
+    times = []
+    for i in range(warmup + runs):
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def worker(case: Dict[str, Any]) -> Dict[str, Any]:
+    """One case in this process: build, time, measure memory."""
+    torch.set_num_threads(case['threads'])
+    torch.manual_seed(0)
+    device = torch.device(case['device'])
+    cuda = device.type == 'cuda'
+    size = tuple(case['size'])
+    model = build_model(case['model'], size, case['with_cp'], case['peers']).to(device)
+    x = torch.randn(case['batch'], 3, *size, device=device)
+    dtype = {'fp32': None, 'bf16': torch.bfloat16}[case['dtype']]
+    autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else None
+
+    def forward():
+        if autocast:
+            with autocast():
+                return model(x)
+        return model(x)
+
+    if case['mode'] == 'forward':
+        model.eval()
+
+        def step():
+            with torch.no_grad():
+                forward()
+    else:
+        model.train()
+
+        def step():
+            outs = forward()
+            sum(o.float().mean() for o in outs).backward()
+            model.zero_grad(set_to_none=True)
+
+    if cuda:
+        torch.cuda.synchronize()
+        rest = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        rest = _rss_bytes('VmRSS:')
+        _reset_peak_rss()
+    seconds = _timed(step, case['runs'], case['warmup'], cuda)
+    peak = (torch.cuda.max_memory_allocated() if cuda else _rss_bytes('VmHWM:')) - rest
+    return dict(seconds=seconds, peak_mb=peak / 2**20)
+
+
+def matmul_peak_gflops(device: str, dtype: str, threads: int, n: int = 2048) -> float:
+    torch.set_num_threads(threads)
+    torch_dtype = torch.bfloat16 if dtype == 'bf16' else torch.float32
+    a = torch.randn(n, n, device=device, dtype=torch_dtype)
+    b = torch.randn(n, n, device=device, dtype=torch_dtype)
+    seconds = _timed(lambda: torch.mm(a, b), runs=5, warmup=2, cuda=device.startswith('cuda'))
+    return 2 * n**3 / seconds / 1e9
+
+
+def static_stats(spec: str, size: Tuple[int, int], peers: Dict[str, str]) -> Dict[str, Any]:
+    from mmvit_plugin.analysis import count_flops, count_params
+    model = build_model(spec, size, False, peers).eval()
+    stats = dict(params_m=count_params(model) / 1e6)
+    try:
+        with torch.no_grad():
+            stats['gmacs'] = count_flops(model, (torch.randn(1, 3, *size), ))[0] / 1e9
+    except Exception as err:  # noqa: BLE001  (a peer jit cannot trace)
+        stats['gmacs'] = None
+        stats['flops_error'] = f'{type(err).__name__}: {err}'
+    return stats
+
+
+def run_case(case: Dict[str, Any]) -> Dict[str, Any]:
+    proc = subprocess.run([sys.executable, __file__, '--worker', json.dumps(case)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return dict(error=' | '.join(tail) or f'exit {proc.returncode}')
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --- driver -------------------------------------------------------------------------------------
+def parse_size(text: str) -> Tuple[int, int]:
+    h, w = text.lower().split('x')
+    return int(h), int(w)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--models', nargs='+', default=DEFAULT_MODELS, help='family:arch ...')
+    parser.add_argument('--sizes', nargs='+', type=parse_size, default=[(512, 512), (800, 1333)])
+    parser.add_argument('--modes', nargs='+', choices=['forward', 'train'],
+                        default=['forward', 'train'], help='train = forward + backward')
+    parser.add_argument('--batch', type=int, default=1)
+    parser.add_argument('--runs', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--dtype', choices=['fp32', 'bf16'], default='fp32', help='bf16: autocast')
+    parser.add_argument('--with-cp', choices=['off', 'on', 'both'], default='off',
+                        help='gradient checkpointing (train mode)')
+    parser.add_argument('--peer', action='append', default=[], metavar='NAME:ARCH=MODULE:FUNC')
+    parser.add_argument('--no-flops', action='store_true', help='skip params/FLOPs counting')
+    parser.add_argument('--json', default=None, help='also write the results here')
+    parser.add_argument('--worker', default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    peers = dict(p.split('=', 1) for p in args.peer)
+    models = args.models + [p for p in peers if p not in args.models]
+    known = set(OURS) | {'mmseg-swin', 'timm-swin'}
+    bad = [m for m in models if m not in peers and (':' not in m or m.split(':')[0] not in known)]
+    if bad:
+        raise SystemExit(f'unknown model family in {bad}; use family:arch with a family of '
+                         f'{sorted(known)}, or --peer NAME:ARCH=MODULE:FUNC')
+    peak = matmul_peak_gflops(args.device, args.dtype, args.threads)
+    print(f'matmul peak ({args.dtype}, {args.threads} threads, {args.device}): {peak:.1f} GFLOP/s')
+    cp_settings = {'off': [False], 'on': [True], 'both': [False, True]}[args.with_cp]
+    results = []
+    for size in args.sizes:
+        for spec in models:
+            stats = {} if args.no_flops else static_stats(spec, size, peers)
+            for mode in args.modes:
+                for with_cp in (cp_settings if mode == 'train' else [False]):
+                    case = dict(model=spec, size=size, mode=mode, with_cp=with_cp, batch=args.batch,
+                                runs=args.runs, warmup=args.warmup, threads=args.threads,
+                                device=args.device, dtype=args.dtype, peers=peers)
+                    row = dict(case, **stats, **run_case(case))
+                    row.pop('peers')
+                    if 'seconds' in row and row.get('gmacs') and mode == 'forward':
+                        row['gflops_per_s'] = 2 * row['gmacs'] * args.batch / row['seconds']
+                        row['fraction_of_matmul_peak'] = row['gflops_per_s'] / peak
+                    results.append(row)
+                    print(format_row(row), flush=True)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(matmul_peak_gflops=peak, torch=torch.__version__, results=results), f,
+                      indent=1)
+    return 0
+
+
+def format_row(row: Dict[str, Any]) -> str:
+    size = 'x'.join(map(str, row['size']))
+    name = f"{row['model']}{' +cp' if row['with_cp'] else ''}"
+    head = f'{name:<22} {size:>9} {row["mode"]:<7}'
+    if 'error' in row:
+        return f'{head} ERROR {row["error"]}'
+    parts = [f'{row["seconds"] * 1000:9.1f} ms', f'peak {row["peak_mb"]:8.1f} MB']
+    if row.get('params_m') is not None:
+        parts.append(f'{row["params_m"]:6.2f} M params')
+    if row.get('gmacs'):
+        parts.append(f'{row["gmacs"]:7.2f} GMACs')
+    if 'fraction_of_matmul_peak' in row:
+        parts.append(f'{row["gflops_per_s"]:6.1f} GFLOP/s = {100 * row["fraction_of_matmul_peak"]:4.1f}% of peak')
+    return head + ' ' + ' | '.join(parts)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
