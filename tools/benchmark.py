@@ -146,7 +146,8 @@ def matmul_peak_gflops(device: str, dtype: str, threads: int, n: int = 2048) -> 
 
 def static_stats(spec: str, size: Tuple[int, int], peers: Dict[str, str]) -> Dict[str, Any]:
     from mmvit_plugin.analysis import count_flops, count_params
-    model = build_model(spec, size, False, peers).eval()
+    model = build_model(spec, size, False, peers)
+    model.eval()  # some peers' train() returns None, so no chaining
     stats = dict(params_m=count_params(model) / 1e6)
     try:
         with torch.no_grad():
