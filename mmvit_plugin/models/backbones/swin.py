@@ -153,7 +153,6 @@ class SwinStage(nn.Module):
                  mlp_ratio: float, qkv_bias: bool, drop_rate: float, attn_drop_rate: float,
                  drop_paths: Sequence[float], downsample: bool) -> None:
         super().__init__()
-        self.window_size = window_size
         self.blocks = nn.ModuleList([
             SwinBlock(embed_dims, num_heads, window_size, shift=i % 2 == 1, mlp_ratio=mlp_ratio,
                       qkv_bias=qkv_bias, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
