@@ -72,20 +72,26 @@ class PyramidBackbone(BaseModule):
     # --- construction ---------------------------------------------------------------------------
     @classmethod
     def resolve_arch(cls, arch: Union[str, Dict[str, Any]]) -> Dict[str, Any]:
-        """The arch settings for a name in :attr:`arch_zoo` or a dict with every key of :attr:`arch_keys`."""
+        """The arch settings for a name in :attr:`arch_zoo` or a dict with every key of
+        :attr:`arch_keys`; a key given as a sequence needs one entry per stage."""
         if isinstance(arch, str):
             key = arch.lower()
             if key not in cls.arch_zoo:
                 raise ValueError(f'{cls.__name__}: unknown arch {arch!r}; choose one of '
                                  f'{sorted(cls.arch_zoo)} or pass a dict with keys {list(cls.arch_keys)}')
             return dict(cls.arch_zoo[key])
-        if isinstance(arch, dict):
-            missing = [k for k in cls.arch_keys if k not in arch]
-            if missing:
-                raise ValueError(f'{cls.__name__}: custom arch dict lacks {missing}; '
-                                 f'it needs {list(cls.arch_keys)}')
-            return dict(arch)
-        raise TypeError(f'{cls.__name__}: arch must be a str or a dict, got {type(arch).__name__}')
+        if not isinstance(arch, dict):
+            raise TypeError(f'{cls.__name__}: arch must be a str or a dict, got {type(arch).__name__}')
+        missing = [k for k in cls.arch_keys if k not in arch]
+        if missing:
+            raise ValueError(f'{cls.__name__}: custom arch dict lacks {missing}; '
+                             f'it needs {list(cls.arch_keys)}')
+        for key in cls.arch_keys:
+            value = arch[key]
+            if isinstance(value, (list, tuple)) and len(value) != NUM_LEVELS:
+                raise ValueError(f"{cls.__name__}: arch '{key}' needs {NUM_LEVELS} entries (one for "
+                                 f'each of the {NUM_LEVELS} stages), got {value!r}')
+        return dict(arch)
 
     @staticmethod
     def init_module_weights(m: nn.Module) -> None:

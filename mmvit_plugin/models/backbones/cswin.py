@@ -223,8 +223,6 @@ class CSWin(PyramidBackbone):
         super().__init__(in_channels, out_indices, frozen_stages, False, with_cp, init_cfg)
         arch = self.resolve_arch(arch)
         embed_dims, depths, num_heads = arch['embed_dims'], arch['depths'], arch['num_heads']
-        if len(depths) != 4 or len(num_heads) != 4:
-            raise ValueError(f'CSWin: depths and num_heads need 4 stages, got {depths}, {num_heads}')
         split_size = tuple(split_size)
         if len(split_size) != 4 or not all(isinstance(s, int) and s > 0 for s in split_size):
             raise ValueError(f'CSWin: split_size needs 4 positive ints, got {split_size!r}')

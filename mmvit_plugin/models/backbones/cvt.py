@@ -223,10 +223,6 @@ class CvT(PyramidBackbone):
         super().__init__(in_channels, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
         arch = self.resolve_arch(arch)
         embed_dims, num_heads, depths = (tuple(arch[k]) for k in self.arch_keys)
-        if not len(embed_dims) == len(num_heads) == len(depths) == NUM_LEVELS:
-            raise ValueError(f'CvT: embed_dims, num_heads and depths need {NUM_LEVELS} entries '
-                             f'(3 native stages + the stride-32 stage), got {embed_dims}, '
-                             f'{num_heads}, {depths}')
         if min(depths[:3]) < 1 or depths[3] < 0:
             raise ValueError(f'CvT: native stages need at least one block, got depths {depths}')
         for dims, heads in zip(embed_dims, num_heads):

@@ -320,10 +320,6 @@ class MPViT(PyramidBackbone):
         embed_dims, num_layers, num_heads, mlp_ratios, num_paths = (
             [arch[k]] * 4 if isinstance(arch[k], (int, float)) else list(arch[k])
             for k in self.arch_keys)
-        for key, values in zip(self.arch_keys, (embed_dims, num_layers, num_heads, mlp_ratios,
-                                                num_paths)):
-            if len(values) != 4:
-                raise ValueError(f'MPViT: arch {key} needs 4 stages, got {values}')
         crpe_windows = tuple((int(k), int(h)) for k, h in crpe_windows)
         for dims, heads in zip(embed_dims, num_heads):
             if dims % heads:

@@ -210,8 +210,6 @@ class Swin(PyramidBackbone):
         super().__init__(in_channels, out_indices, frozen_stages, False, with_cp, init_cfg)
         arch = self.resolve_arch(arch)
         embed_dims, depths, num_heads = arch['embed_dims'], arch['depths'], arch['num_heads']
-        if len(depths) != 4 or len(num_heads) != 4:
-            raise ValueError(f'Swin: depths and num_heads need 4 stages, got {depths}, {num_heads}')
         if window_size < 2:
             raise ValueError(f'Swin: window_size must be at least 2, got {window_size}')
         self.window_size = window_size

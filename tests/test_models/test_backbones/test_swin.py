@@ -80,6 +80,8 @@ def test_bad_input_and_arch():
         Swin('huge')
     with pytest.raises(ValueError, match='lacks'):
         Swin(dict(embed_dims=32))
+    with pytest.raises(ValueError, match="'depths' needs 4 entries"):
+        Swin(dict(embed_dims=32, depths=(2, 2, 6), num_heads=(1, 2, 4, 8)))
 
 
 def _official_classification(model):
