@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Multi-GPU / multi-node testing with torchrun.
 #   tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py options...]
-# Environment: NNODES (1), NODE_RANK (0), MASTER_ADDR (127.0.0.1), PORT (29500).
+# Environment: PYTHON (python), NNODES (1), NODE_RANK (0), MASTER_ADDR (127.0.0.1), PORT (29500).
 set -euo pipefail
 if [ $# -lt 3 ]; then
   echo "usage: $0 CONFIG CHECKPOINT GPUS [test.py options...]" >&2
@@ -18,7 +18,7 @@ MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 PYTHONPATH="$DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
-exec python -m torch.distributed.run \
+exec "${PYTHON:-python}" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

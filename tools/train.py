@@ -77,6 +77,7 @@ def setup_cfg(args):
         else:
             raise SystemExit(f'error: --amp replaces OptimWrapper by AmpOptimWrapper, but the config '
                              f'uses {wrapper}')
+    ensure_random_state_hook(cfg)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -88,9 +89,21 @@ def setup_cfg(args):
     return cfg
 
 
+def ensure_random_state_hook(cfg) -> None:
+    """Resumed runs continue with the interrupted run's torch random state (RandomStateHook)."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(hook.get('type') == 'RandomStateHook' for hook in hooks):
+        hooks.append(dict(type='RandomStateHook'))
+    cfg.custom_hooks = hooks
+
+
 def build_runner(cfg):
+    """The config's runner; distributed runs without a GPU go over gloo on CPU."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    import mmvit_plugin  # noqa: F401  (registers our hooks even when custom_imports is absent)
+    from mmvit_plugin.engine import setup_cpu_distributed
+    setup_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -13,6 +13,8 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',  # default_scope = 'mmdet'
 ]
 custom_imports = dict(imports=['mmvit_plugin'], allow_failed_imports=False)
+# --resume continues with the interrupted run's torch random state (drop path, dropout).
+custom_hooks = [dict(type='RandomStateHook')]
 
 num_gpus = 8  # documentation of the recipe: total batch = num_gpus x train_dataloader.batch_size
 

@@ -15,6 +15,8 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
 custom_imports = dict(imports=['mmvit_plugin'], allow_failed_imports=False)
+# --resume continues with the interrupted run's torch random state (drop path, dropout).
+custom_hooks = [dict(type='RandomStateHook')]
 
 crop_size = (512, 512)
 num_gpus = 8  # documentation of the recipe: total batch = num_gpus x train_dataloader.batch_size

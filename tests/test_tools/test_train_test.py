@@ -1,11 +1,15 @@
 """tools/train.py, tools/test.py and tools/infer.py end to end (subprocesses) on tiny toy data:
 a few iterations of the toy UperNet and Mask R-CNN configs, then a metric and a checkpoint."""
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / 'tools'
@@ -75,6 +79,57 @@ def test_segmentation_train_resume_test_infer(data, tmp_path):
     res = run(TOOLS / 'infer.py', data / 'ade' / 'images' / 'validation', SEG_CFG,
               work / 'iter_6.pth', '--out-dir', tmp_path / 'seg_infer', '--limit', '2')
     assert len(list((tmp_path / 'seg_infer').glob('*.png'))) == 2
+
+
+def final_weights(path):
+    import mmvit_plugin  # noqa: F401  (mmengine checkpoints load weights-only once it is imported)
+    return torch.load(path, map_location='cpu', weights_only=True)['state_dict']
+
+
+def test_sigkill_then_resume_ends_with_the_uninterrupted_weights(data, tmp_path):
+    # drop path and the heads' dropout draw from torch's generator, the pipeline from numpy's:
+    # both must continue where the killed run stopped.
+    opts = seg_options(data, 6) + ['randomness.deterministic=True']
+    run(TOOLS / 'train.py', SEG_CFG, '--work-dir', tmp_path / 'straight', *opts)
+
+    work = tmp_path / 'killed'
+    proc = subprocess.Popen([sys.executable, TOOLS / 'train.py', SEG_CFG, '--work-dir', work, *opts],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not (work / 'iter_2.pth').exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, 'no checkpoint after 300 s'
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        returncode = proc.wait()
+    assert returncode == -signal.SIGKILL, 'the run ended before it could be killed'
+    assert not (work / 'iter_6.pth').exists()
+    assert not list(work.glob('.*.tmp')), 'a half-written checkpoint was left behind'
+
+    res = run(TOOLS / 'train.py', SEG_CFG, '--work-dir', work, '--resume', *opts)
+    assert 'resumed' in (res.stdout + res.stderr).lower()
+    straight, resumed = final_weights(tmp_path / 'straight' / 'iter_6.pth'), final_weights(work / 'iter_6.pth')
+    assert straight.keys() == resumed.keys()
+    differing = [k for k in straight if not torch.equal(straight[k], resumed[k])]
+    assert not differing, f'{len(differing)} tensors differ, e.g. {differing[:3]}'
+
+
+def test_two_process_cpu_training_writes_from_rank_0_only(data, tmp_path):
+    work = tmp_path / 'dist'
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(29500 + os.getpid() % 1000))
+    res = subprocess.run(['bash', TOOLS / 'dist_train.sh', SEG_CFG, '2', '--work-dir', work,
+                          *seg_options(data, 4)], cwd=REPO, env=env, capture_output=True, text=True)
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-6000:]
+    assert 'gloo' in log  # chosen because there is no GPU
+    assert sorted(p.name for p in work.glob('*.pth')) == ['iter_2.pth', 'iter_4.pth']
+    runs = [p for p in work.iterdir() if p.is_dir()]
+    assert len(runs) == 1, 'one log directory, from rank 0'
+    scalars = [json.loads(line) for line in (runs[0] / 'vis_data' / 'scalars.json').read_text().splitlines()]
+    assert [s['iter'] for s in scalars if 'loss' in s] == [1, 2, 3, 4]
+    assert sum('mIoU' in s for s in scalars) == 1
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log  # mmengine's world size
 
 
 def test_detection_train_test_infer(data, tmp_path):
