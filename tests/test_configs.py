@@ -10,6 +10,8 @@ from unittest import mock
 import pytest
 import torch
 
+from mmvit_plugin.models import check_feature_channels
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / 'configs'
 CONFIGS = sorted(p for p in CONFIG_DIR.rglob('*.py') if '_base_' not in p.parts)
@@ -73,7 +75,9 @@ def test_package_registers_backbone(backbone_type):
 def test_recipe(path):
     cfg = load(path)
     name = path.stem
-    assert cfg.custom_imports == dict(imports=['mmvit_plugin'], allow_failed_imports=False)
+    imports = ['mmvit_plugin'] + (['mmvit_plugin.datasets'] if name.startswith('mask_rcnn') else [])
+    assert cfg.custom_imports == dict(imports=imports, allow_failed_imports=False)
+    assert cfg.custom_hooks == [dict(type='RandomStateHook')]
     assert cfg.load_from is None and cfg.pretrained is None
     assert cfg.model.backbone.init_cfg is None, 'configs must build without weight files'
     assert cfg.num_gpus == 8 and cfg.train_dataloader.batch_size == 2  # 16 images per iteration
@@ -123,7 +127,7 @@ def test_recipe(path):
             assert any(t.type == 'RandomCrop' for t in flat)
         else:
             assert 'RandomChoice' not in types
-        assert cfg.model.type == 'MaskRCNN' and cfg.train_dataloader.dataset.type == 'CocoDataset'
+        assert cfg.model.type == 'MaskRCNN' and cfg.train_dataloader.dataset.type == 'ReportingCocoDataset'
         drop_path = DET_DROP_PATH.get((variant, sched), DET_DROP_PATH.get(variant, 'unchecked'))
     if drop_path != 'unchecked':  # not given in SPEC (CSWin/Swin-S detection): the config's choice
         assert cfg.model.backbone.drop_path_rate == drop_path
@@ -188,4 +192,6 @@ def test_builds_with_matching_channels(path):
     with skip_weight_init():
         model = MODELS.build(cfg.model)
     assert type(model.backbone).__name__ == cfg.model.backbone.type
+    assert model.backbone.out_channels == channels
+    check_feature_channels(model)  # raises on a mismatch
     assert sum(p.numel() for p in model.parameters()) > 0

@@ -55,6 +55,7 @@ def main(argv=None) -> int:
     import mmcv
     import torch
     from mmengine.config import Config
+    from mmvit_plugin.models import check_feature_channels
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
@@ -84,6 +85,10 @@ def main(argv=None) -> int:
         draw_kwargs = dict(pred_score_thr=args.score_thr)
     else:
         raise SystemExit(f'error: default_scope {scope!r}: only mmseg and mmdet configs are supported')
+    try:
+        check_feature_channels(model)
+    except ValueError as e:
+        raise SystemExit(f'error: config mismatch: {e}') from None
     visualizer.dataset_meta = model.dataset_meta
 
     for i, path in enumerate(images):

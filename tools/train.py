@@ -98,15 +98,21 @@ def ensure_random_state_hook(cfg) -> None:
 
 
 def build_runner(cfg):
-    """The config's runner; distributed runs without a GPU go over gloo on CPU."""
+    """The config's runner; distributed runs without a GPU go over gloo on CPU, and a neck or
+    head configured for other channels than the backbone returns is an error naming the entry."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     import mmvit_plugin  # noqa: F401  (registers our hooks even when custom_imports is absent)
     from mmvit_plugin.engine import setup_cpu_distributed
     setup_cpu_distributed(cfg)
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    from mmengine.model import is_model_wrapper
+    from mmvit_plugin.models import check_feature_channels
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    try:
+        check_feature_channels(runner.model.module if is_model_wrapper(runner.model) else runner.model)
+    except ValueError as e:
+        raise SystemExit(f'error: config mismatch: {e}') from None
+    return runner
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,7 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',  # default_scope = 'mmdet'
 ]
-custom_imports = dict(imports=['mmvit_plugin'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmvit_plugin', 'mmvit_plugin.datasets'], allow_failed_imports=False)
 # --resume continues with the interrupted run's torch random state (drop path, dropout).
 custom_hooks = [dict(type='RandomStateHook')]
 
@@ -39,7 +39,10 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[8, 11],
          gamma=0.1),
 ]
-train_dataloader = dict(batch_size=2)  # per GPU; x 8 GPUs = 16 images per iteration
+train_dataloader = dict(
+    batch_size=2,  # per GPU; x 8 GPUs = 16 images per iteration
+    # mmdet's CocoDataset, logging the images that filter_cfg (no annotations, too small) leaves out
+    dataset=dict(type='ReportingCocoDataset'))
 # The learning rate above is for 16 images; `--cfg-options auto_scale_lr.enable=True` rescales it.
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 

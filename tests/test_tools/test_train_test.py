@@ -164,6 +164,14 @@ def test_amp_needs_gpu(tool, tmp_path):
     assert 'needs a CUDA GPU' in res.stderr and 'Traceback' not in res.stderr
 
 
+def test_channel_mismatch_is_a_clear_error(data, tmp_path):
+    res = run(TOOLS / 'train.py', SEG_CFG, '--work-dir', tmp_path, *seg_options(data, 1),
+              'model.decode_head.in_channels=[96,192,384,768]', check=False)
+    assert res.returncode != 0 and 'Traceback' not in res.stderr
+    assert ('config mismatch: model.decode_head.in_channels=[96, 192, 384, 768]' in res.stderr
+            and 'set in_channels=[32, 64, 128, 256]' in res.stderr)
+
+
 def test_resume_missing_file(tmp_path):
     res = run(TOOLS / 'train.py', SEG_CFG, '--work-dir', tmp_path, '--resume',
               tmp_path / 'missing.pth', check=False)

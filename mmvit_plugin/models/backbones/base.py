@@ -17,7 +17,8 @@ NUM_LEVELS = 4
 class PyramidBackbone(BaseModule):
     """Base class of the four-level backbones (strides 4, 8, 16, 32).
 
-    Subclasses set :attr:`arch_zoo` and :attr:`arch_keys`, build their layers, and implement
+    Subclasses set :attr:`arch_zoo` and :attr:`arch_keys` and, when built, :attr:`num_features`
+    (the channels of the four levels), build their layers, and implement
     :meth:`stage_modules` (what ``frozen_stages`` freezes) and :meth:`convert_checkpoint` (official
     key layout to ours). The conversion also runs as a ``load_state_dict`` pre-hook, so official
     weights load through ``init_cfg``, ``load_from`` of a whole model, or ``load_state_dict`` alike.
@@ -35,6 +36,7 @@ class PyramidBackbone(BaseModule):
 
     arch_zoo: Dict[str, Dict[str, Any]] = {}
     arch_keys: Tuple[str, ...] = ()
+    num_features: List[int]
     #: Smallest input side the stem accepts.
     min_input_size: int = 1
 
@@ -64,6 +66,11 @@ class PyramidBackbone(BaseModule):
         self.norm_eval = norm_eval
         self.with_cp = with_cp
         self.register_load_state_dict_pre_hook(self._convert_on_load)
+
+    @property
+    def out_channels(self) -> List[int]:
+        """Channels of the returned feature maps, in the order of :attr:`out_indices`."""
+        return [self.num_features[i] for i in self.out_indices]
 
     @property
     def _name(self) -> str:

@@ -274,7 +274,7 @@ class MPViT(PyramidBackbone):
         arch: ``'tiny'``, ``'xsmall'``, ``'small'``, ``'base'``, or a dict with ``embed_dims``
             (4 widths), ``num_layers``, ``num_heads``, ``mlp_ratios`` and ``num_paths`` (4 each).
             Level ``i`` has ``embed_dims[i + 1]`` channels (the last level ``embed_dims[3]``), e.g.
-            128, 216, 288, 288 for ``'small'``; see :attr:`out_channels`.
+            128, 216, 288, 288 for ``'small'``; see :attr:`num_features`.
         in_channels: input channels.
         crpe_windows: ``(kernel, heads)`` groups of the convolutional relative position encoding;
             the heads must add up to each stage's ``num_heads``. Official: 3/5/7 over 2/3/3 heads.
@@ -329,7 +329,7 @@ class MPViT(PyramidBackbone):
                                  f'{sum(h for _, h in crpe_windows)} heads, the stage has {heads}')
         if any(k % 2 == 0 for k, _ in crpe_windows):
             raise ValueError(f'MPViT: crpe_windows kernels must be odd, got {crpe_windows}')
-        self.out_channels = [embed_dims[i + 1] for i in range(3)] + [embed_dims[3]]
+        self.num_features = [embed_dims[i + 1] for i in range(3)] + [embed_dims[3]]
 
         self.stem = nn.Sequential(
             ConvBN(in_channels, embed_dims[0] // 2, 3, 2, norm_cfg),
@@ -342,7 +342,7 @@ class MPViT(PyramidBackbone):
             self.patch_embed_stages.append(
                 MultiPathPatchEmbed(embed_dims[i], num_paths[i], i > 0, norm_cfg))
             self.mhca_stages.append(
-                MHCAStage(embed_dims[i], self.out_channels[i], num_layers[i], num_heads[i],
+                MHCAStage(embed_dims[i], self.num_features[i], num_layers[i], num_heads[i],
                           mlp_ratios[i], num_paths[i], rates[start:start + num_layers[i]],
                           crpe_windows, norm_cfg))
         self.apply(self.init_module_weights)
