@@ -131,6 +131,14 @@ def test_two_process_cpu_training_writes_from_rank_0_only(data, tmp_path):
     assert sum('mIoU' in s for s in scalars) == 1
     assert 'Distributed training: True' in log and 'GPU number: 2' in log  # mmengine's world size
 
+    out = tmp_path / 'metrics.json'
+    res = subprocess.run(['bash', TOOLS / 'dist_test.sh', SEG_CFG, work / 'iter_4.pth', '2',
+                          '--work-dir', tmp_path / 'dist_test', '--out', out, *seg_options(data, 4)],
+                         cwd=REPO, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-6000:]
+    assert res.stdout.count('metrics: ') == 1  # printed by rank 0 only
+    assert 0 <= json.loads(out.read_text())['mIoU'] <= 100
+
 
 def test_detection_train_test_infer(data, tmp_path):
     work = tmp_path / 'det'
