@@ -1,0 +1,132 @@
+"""tools/get_flops.py on the toy configs at small inputs: the whole-model count against
+independent counts (mmseg's own tensor path, the backbone alone, parameter sums), the JSON, the
+table, and the errors."""
+import contextlib
+import importlib.util
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmvit_plugin.analysis import count_flops
+
+REPO = Path(__file__).resolve().parents[2]
+TOOL = REPO / 'tools' / 'get_flops.py'
+SEG_CFG = REPO / 'configs' / 'toy' / 'upernet_cswin_toy.py'
+DET_CFG = REPO / 'configs' / 'toy' / 'mask_rcnn_cswin_toy.py'
+KEYS = {'config', 'scope', 'model', 'input_shape', 'macs', 'params', 'inference_params',
+        'other_macs', 'modules', 'rois', 'uncounted_ops', 'torch'}
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location('get_flops', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+get_flops = load_tool()
+
+
+def run_tool(tmp_path, config, *options):
+    """The JSON and the printed table of one run."""
+    out = tmp_path / f'flops_{len(list(tmp_path.iterdir()))}.json'
+    table = io.StringIO()
+    with contextlib.redirect_stdout(table):
+        assert get_flops.main([str(config), '--json', str(out), *map(str, options)]) == 0
+    return json.loads(out.read_text()), table.getvalue()
+
+
+@pytest.fixture(scope='module')
+def seg_64x128(tmp_path_factory):
+    return run_tool(tmp_path_factory.mktemp('seg'), SEG_CFG, '--shape', 64, 128)
+
+
+def build_seg_model():
+    """The toy segmentor, built here without the tool (mmseg's registry and its own forward)."""
+    from mmengine.model import revert_sync_batchnorm
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    return revert_sync_batchnorm(MODELS.build(Config.fromfile(SEG_CFG).model)).eval()
+
+
+def test_segmentor_total_matches_independent_counts(seg_64x128):
+    result, table = seg_64x128
+    assert set(result) == KEYS
+    assert result['scope'] == 'mmseg' and result['model'] == 'EncoderDecoder'
+    assert result['input_shape'] == [1, 3, 64, 128]
+    modules = result['modules']
+    assert list(modules) == ['backbone', 'decode_head', 'auxiliary_head']
+    assert [m['in_total'] for m in modules.values()] == [True, True, False]
+    assert result['macs'] == modules['backbone']['macs'] + modules['decode_head']['macs']
+    assert modules['auxiliary_head']['macs'] > 0 and result['other_macs'] == 0
+
+    model = build_seg_model()
+    x = torch.randn(1, 3, 64, 128)
+    with torch.no_grad():
+        # mmseg's get_flops path: model(inputs) in mode 'tensor' = extract_feat + decode_head
+        whole, _ = count_flops(model, (x, ))
+        backbone, by_op = count_flops(model.backbone, (x, ))
+    assert result['macs'] == whole
+    assert modules['backbone']['macs'] == backbone < whole
+    assert by_op['scaled_dot_product_attention'] > 0  # counted, not left at zero
+    assert result['params'] == sum(p.numel() for p in model.parameters())
+    aux_params = sum(p.numel() for p in model.auxiliary_head.parameters())
+    assert modules['auxiliary_head']['params'] == aux_params > 0
+    assert result['inference_params'] == result['params'] - aux_params
+
+    assert 'input 1x3x64x128' in table and f'{result["macs"] / 1e9:.2f}' in table
+    assert 'auxiliary_head *' in table and 'backbone + decode_head' in table
+
+
+def test_segmentor_count_follows_the_shape(seg_64x128, tmp_path):
+    small, _ = seg_64x128
+    square, _ = run_tool(tmp_path, SEG_CFG, '--shape', 128)
+    assert square['input_shape'] == [1, 3, 128, 128]
+    assert 1.8 < square['macs'] / small['macs'] < 2.2  # twice the area, about twice the work
+    assert square['params'] == small['params']
+
+
+def test_detector_counts_rpn_and_roi_heads(tmp_path):
+    result, table = run_tool(tmp_path, DET_CFG, '--shape', 64, 96)
+    assert result['scope'] == 'mmdet' and result['model'] == 'MaskRCNN'
+    modules = result['modules']
+    assert list(modules) == ['backbone', 'neck', 'rpn_head', 'roi_head']
+    assert all(m['in_total'] and m['macs'] > 0 for m in modules.values())
+    assert result['macs'] == sum(m['macs'] for m in modules.values()) + result['other_macs']
+    assert result['params'] == result['inference_params']
+    assert 0 < result['rois']['bbox_head'] and result['rois']['mask_head'] == min(
+        100, result['rois']['bbox_head'])
+    assert 'RoIAlignFunction' in ' '.join(result['uncounted_ops'])  # no MACs: listed, not hidden
+    assert f'RoIs: bbox_head {result["rois"]["bbox_head"]}, mask_head' in table
+
+
+def test_shapes():
+    assert get_flops.DEFAULT_SHAPES == {'mmseg': (512, 2048), 'mmdet': (1280, 800)}
+    assert get_flops.parse_shape(None) is None
+    assert get_flops.parse_shape([640]) == (640, 640)
+    assert get_flops.parse_shape([512, 1024]) == (512, 1024)
+
+
+@pytest.mark.parametrize('shape', [['64', '64', '64'], ['16', '64'], ['0']])
+def test_bad_shape_is_an_error(shape):
+    with pytest.raises(SystemExit, match='--shape takes H W or one size N'):
+        get_flops.main([str(SEG_CFG), '--shape', *shape])
+
+
+def test_non_integer_shape_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        get_flops.main([str(SEG_CFG), '--shape', 'wide'])
+    assert exit_info.value.code == 2 and "invalid int value: 'wide'" in capsys.readouterr().err
+
+
+def test_missing_config_exits_non_zero(tmp_path):
+    proc = subprocess.run([sys.executable, str(TOOL), str(tmp_path / 'nope.py')],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and 'nope.py' in proc.stderr and 'not found' in proc.stderr

@@ -1,0 +1,213 @@
+#!/usr/bin/env python
+"""Whole-model FLOPs (multiply-accumulates) and parameters of a segmentor or detector config.
+
+Builds the model from an OpenMMLab 2.0 config (``default_scope`` ``mmseg`` or ``mmdet``; the
+config's ``custom_imports`` registers this package's backbones), puts it in eval mode and traces
+one image of the given size through mmengine's FlopAnalyzer, with a handle for
+``F.scaled_dot_product_attention`` (which it would otherwise count as zero). Counts are
+multiply-accumulates, the "FLOPs" of mmseg/mmdet's get_flops and of the Swin/CSWin papers.
+
+Examples::
+
+    python tools/get_flops.py configs/upernet_swin_t_ade20k.py               # 512x2048
+    python tools/get_flops.py configs/upernet_cswin_t_ade20k.py --shape 512 512 --json out.json
+    python tools/get_flops.py configs/mask_rcnn_swin_t_coco_1x.py            # 1280x800
+    python tools/get_flops.py CONFIG --shape 640 --cfg-options model.backbone.arch=small
+
+What is counted:
+
+* Segmentors (mmseg): ``extract_feat`` then ``decode_head``, the path of ``_forward`` (mode
+  'tensor'), one image of H x W, default 512 x 2048 as the UperNet results of the Swin/CSWin
+  papers (mmseg's own get_flops defaults to 2048 x 1024, and in mmseg 1.2.2 stops with mmengine
+  0.10's "input_shape and inputs cannot be both set"). The ``auxiliary_head`` is trained but
+  not run at test time: its FLOPs are shown on their own line and left out of the total, as mmseg
+  (1.x drops the head before counting; 0.x, which the papers used, never ran it). Parameters are
+  given for all modules (the papers' convention: mmcv 1.x summed ``model.parameters()``) and
+  without the auxiliary head (mmseg 1.x's get_flops convention).
+* Detectors (mmdet): ``model.forward(inputs, data_samples, mode='tensor')`` after the data
+  preprocessor, as mmdet 3.x's get_flops. For two-stage detectors this includes the RPN, its NMS
+  and the RoI heads on the proposals it keeps (mask head on the first 100), so the count depends
+  on how many proposals survive; the numbers of RoIs are printed. Default input 1280 x 800
+  (H x W), mmdet 2.x's get_flops default and the size the Swin paper quotes; mmdet 3.x's tool has
+  no size option and averages over 100 validation images resized to fit 1333 x 800.
+
+Ops without a MACs handle (element-wise add/mul, softmax, GELU, ...) count as zero, as in
+mmengine and fvcore; the table lists how often each ran.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+from collections import Counter
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+DEFAULT_SHAPES = {'mmseg': (512, 2048), 'mmdet': (1280, 800)}
+TRAIN_ONLY = ('auxiliary_head', )
+MIN_SIDE = 32  # the backbones downsample 32x; smaller inputs have empty last stages
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--shape', type=int, nargs='+', default=None, metavar='SIZE',
+                        help='input H W, or N for N x N (default: 512 2048 for segmentors as the '
+                        'Swin/CSWin UperNet results; 1280 800 for detectors as mmdet 2.x\'s '
+                        'get_flops and the Swin paper)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config entries, key=value pairs')
+    parser.add_argument('--json', default=None, help='also write the results here')
+    return parser.parse_args(argv)
+
+
+def parse_shape(shape: Optional[List[int]]) -> Optional[Tuple[int, int]]:
+    """``(H, W)`` from ``--shape`` (None if not given); exits unless 1 or 2 sizes >= 32."""
+    if shape is None:
+        return None
+    if len(shape) not in (1, 2) or min(shape) < MIN_SIDE:
+        raise SystemExit(f'error: --shape takes H W or one size N (N x N), each at least '
+                         f'{MIN_SIDE}; got {" ".join(map(str, shape))}')
+    return (shape[0], shape[-1])
+
+
+def load_config(path: str, options: Dict[str, Any]) -> Any:
+    from mmengine.config import Config
+    if not osp.isfile(path):
+        raise SystemExit(f'error: config {path!r} not found')
+    cfg = Config.fromfile(path)  # imports custom_imports (this package's backbones)
+    if options:
+        cfg.merge_from_dict(options)
+    scope = cfg.get('default_scope')
+    if scope not in DEFAULT_SHAPES:
+        raise SystemExit(f'error: {path}: default_scope is {scope!r}; expected one of '
+                         f'{sorted(DEFAULT_SHAPES)} (an mmseg segmentor or mmdet detector config)')
+    return cfg
+
+
+def build_model(cfg: Any) -> nn.Module:
+    """The config's model in eval mode, SyncBN replaced by BN (no process group on one CPU)."""
+    import importlib
+    import warnings
+    from mmengine.model import revert_sync_batchnorm
+    scope = cfg.default_scope
+    importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=True)
+    with warnings.catch_warnings():  # mmseg's loss builders warn about deprecations
+        warnings.simplefilter('ignore', UserWarning)
+        model = importlib.import_module(f'{scope}.registry').MODELS.build(cfg.model)
+    return revert_sync_batchnorm(model).eval()
+
+
+def segmentor_batch(model: nn.Module, size: Tuple[int, int]) -> Tuple[torch.Tensor, Callable]:
+    """The preprocessed image and the tensor path: backbone (+ neck), decode and auxiliary heads."""
+    from mmseg.structures import SegDataSample
+    meta = dict(ori_shape=size, img_shape=size, pad_shape=size)
+    data = model.data_preprocessor(
+        dict(inputs=[torch.rand(3, *size) * 255], data_samples=[SegDataSample(metainfo=meta)]))
+
+    def forward(inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        feats = model.extract_feat(inputs)
+        heads = ['decode_head'] + [h for h in TRAIN_ONLY if getattr(model, h, None) is not None]
+        return tuple(getattr(model, head)(feats) for head in heads)
+
+    return data['inputs'], forward
+
+
+def detector_batch(model: nn.Module, size: Tuple[int, int]) -> Tuple[torch.Tensor, Callable]:
+    """The preprocessed image and ``model.forward(inputs, data_samples, mode='tensor')``."""
+    from mmdet.structures import DetDataSample
+    meta = dict(ori_shape=size, img_shape=size, scale_factor=(1., 1.))
+    data = model.data_preprocessor(
+        dict(inputs=[torch.rand(3, *size) * 255], data_samples=[DetDataSample(metainfo=meta)]))
+    forward = model.forward  # the model's own; measure() then replaces the attribute
+
+    def tensor_forward(inputs: torch.Tensor) -> Any:
+        return forward(inputs, data['data_samples'], mode='tensor')
+
+    return data['inputs'], tensor_forward
+
+
+def record_rois(model: nn.Module) -> Dict[str, int]:
+    """Numbers of RoIs the RoI heads run on (filled while the model runs; empty if none)."""
+    rois: Dict[str, int] = {}
+    roi_head = getattr(model, 'roi_head', None)
+    for name in ('bbox_head', 'mask_head'):
+        head = getattr(roi_head, name, None)
+        if head is not None:
+            head.register_forward_pre_hook(
+                lambda module, args, name=name: rois.__setitem__(name, int(args[0].shape[0])))
+    return rois
+
+
+def measure(cfg: Any, size: Tuple[int, int]) -> Dict[str, Any]:
+    """Build, trace once, and collect the counts (JSON-ready)."""
+    from mmvit_plugin.analysis import analyze_flops, count_params
+    torch.manual_seed(0)  # the image, and for detectors the proposals that survive NMS
+    model = build_model(cfg)
+    scope = cfg.default_scope
+    inputs, forward = (segmentor_batch if scope == 'mmseg' else detector_batch)(model, size)
+    rois = record_rois(model)
+    model.forward = forward  # FlopAnalyzer traces model(inputs); submodules keep their names
+    with torch.no_grad():
+        report = analyze_flops(model, (inputs, ))
+    modules = {}
+    for name, child in model.named_children():
+        params = count_params(child)
+        if report.by_child[name] or params:
+            modules[name] = dict(macs=report.by_child[name], params=params,
+                                 in_total=name not in TRAIN_ONLY)
+    excluded = sum(m['macs'] for m in modules.values() if not m['in_total'])
+    params = count_params(model)
+    return dict(
+        config=cfg.filename, scope=scope, model=type(model).__name__,
+        input_shape=list(inputs.shape), macs=report.total - excluded, params=params,
+        inference_params=params - sum(m['params'] for m in modules.values() if not m['in_total']),
+        other_macs=report.total - sum(m['macs'] for m in modules.values()),
+        modules=modules, rois=rois, uncounted_ops=report.uncounted, torch=torch.__version__)
+
+
+def format_report(result: Dict[str, Any]) -> str:
+    g, m = 1e9, 1e6
+    n, c, h, w = result['input_shape']
+    lines = [f'{result["config"]}: {result["model"]} ({result["scope"]}), input {n}x{c}x{h}x{w} '
+             f'(N x C x H x W)', '',
+             f'{"module":<22}{"GFLOPs (GMACs)":>16}{"params (M)":>12}']
+    for name, mod in result['modules'].items():
+        mark = '' if mod['in_total'] else ' *'
+        lines.append(f'{name + mark:<22}{mod["macs"] / g:>16.2f}{mod["params"] / m:>12.2f}')
+    if result['other_macs']:
+        lines.append(f'{"(outside submodules)":<22}{result["other_macs"] / g:>16.2f}{"":>12}')
+    in_total = [n for n, mod in result['modules'].items() if mod['in_total'] and mod['macs']]
+    lines += ['-' * 50,
+              f'{"total":<22}{result["macs"] / g:>16.2f}{result["params"] / m:>12.2f}', '',
+              f'Total FLOPs: {" + ".join(in_total)} (what runs at test time).']
+    left_out = [n for n, mod in result['modules'].items() if not mod['in_total']]
+    if left_out:
+        lines.append(f'* {", ".join(left_out)}: training only; FLOPs left out of the total (as '
+                     f'mmseg and the papers), parameters included. Without: '
+                     f'{result["inference_params"] / m:.2f} M params (mmseg 1.x get_flops).')
+    if result['rois']:
+        lines.append('RoIs: ' + ', '.join(f'{k} {v}' for k, v in result['rois'].items()))
+    if result['uncounted_ops']:
+        ops = Counter(result['uncounted_ops']).most_common()
+        lines.append('Counted as 0 (no MACs handle): '
+                     + ', '.join(f'{op.replace("aten::", "")} x{k}' for op, k in ops))
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    size = parse_shape(args.shape)
+    cfg = load_config(args.config, args.cfg_options)
+    result = measure(cfg, size or DEFAULT_SHAPES[cfg.default_scope])
+    print(format_report(result), flush=True)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
