@@ -11,27 +11,18 @@ _base_ = [
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',  # default_scope = 'mmdet'
+    './vit_common.py',
 ]
+# The COCO dataset class that logs the images filter_cfg leaves out.
 custom_imports = dict(imports=['mmvit_plugin', 'mmvit_plugin.datasets'], allow_failed_imports=False)
-# --resume continues with the interrupted run's torch random state (drop path, dropout).
-custom_hooks = [dict(type='RandomStateHook')]
 
 num_gpus = 8  # documentation of the recipe: total batch = num_gpus x train_dataloader.batch_size
 
-no_decay = dict(decay_mult=0.)
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.,
-        custom_keys={
-            'norm': no_decay,
-            'relative_position_bias_table': no_decay,
-            'absolute_pos_embed': no_decay,
-            'pos_embed': no_decay,
-            'cls_token': no_decay,
-        }))
+    paramwise_cfg={{_base_.vit_paramwise_cfg}})
 max_epochs = 12
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
 param_scheduler = [

@@ -13,10 +13,8 @@ _base_ = [
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',  # default_scope = 'mmseg'
     'mmseg::_base_/schedules/schedule_160k.py',
+    './vit_common.py',
 ]
-custom_imports = dict(imports=['mmvit_plugin'], allow_failed_imports=False)
-# --resume continues with the interrupted run's torch random state (drop path, dropout).
-custom_hooks = [dict(type='RandomStateHook')]
 
 crop_size = (512, 512)
 num_gpus = 8  # documentation of the recipe: total batch = num_gpus x train_dataloader.batch_size
@@ -30,23 +28,11 @@ model = dict(
                                          loss_weight=0.4)),
     test_cfg=dict(mode='whole'))
 
-# Parameters that get no weight decay. Matched as substrings of parameter names; the norm layers
-# whose names lack "norm" (e.g. a stem LayerNorm inside a Sequential, BatchNorms) are caught by
-# norm_decay_mult.
-no_decay = dict(decay_mult=0.)
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.,
-        custom_keys={
-            'norm': no_decay,
-            'relative_position_bias_table': no_decay,
-            'absolute_pos_embed': no_decay,
-            'pos_embed': no_decay,
-            'cls_token': no_decay,
-        }))
+    paramwise_cfg={{_base_.vit_paramwise_cfg}})
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),

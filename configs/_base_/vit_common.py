@@ -1,0 +1,16 @@
+# What every config here shares (a base of upernet_ade20k_160k.py and mask_rcnn_coco_1x.py).
+custom_imports = dict(imports=['mmvit_plugin'], allow_failed_imports=False)
+# --resume continues with the interrupted run's torch random state (drop path, dropout).
+custom_hooks = [dict(type='RandomStateHook')]
+
+# The papers' AdamW parameter-wise rules: no weight decay on norms, relative position bias tables,
+# absolute position embeddings and cls tokens. Keys match as substrings of parameter names; norm
+# layers whose names lack "norm" (a stem LayerNorm inside a Sequential, BatchNorms) are caught by
+# norm_decay_mult. Used as paramwise_cfg={{_base_.vit_paramwise_cfg}}.
+vit_paramwise_cfg = dict(
+    norm_decay_mult=0.,
+    custom_keys={
+        key: dict(decay_mult=0.)
+        for key in ('norm', 'relative_position_bias_table', 'absolute_pos_embed', 'pos_embed',
+                    'cls_token')
+    })
