@@ -6,14 +6,21 @@
     python tools/benchmark.py --models swin:tiny mmseg-swin:tiny timm-swin:tiny --json out.json
     python tools/benchmark.py --models cswin:tiny --with-cp both
     python tools/benchmark.py --peer official-cswin:tiny=my_wrappers:build_official_cswin ...
+    python tools/benchmark.py --models swin:tiny timm-swin:tiny --sizes 512x512 --rounds 5
 
 Each measurement runs in a fresh subprocess, so that peak memory is that case's alone: on CPU the
 peak resident set size above the size right after building the model (the kernel's high-water
 mark is reset first), on CUDA ``torch.cuda.max_memory_allocated`` above the model's own memory.
-Times are medians over ``--runs`` after ``--warmup`` runs. FLOPs are multiply-accumulates counted
-by mmengine's jit analysis (with a handle for ``scaled_dot_product_attention``). The matmul peak
-is measured in the same run (a square fp32 GEMM, or bf16 with ``--dtype bf16``), and achieved
-GFLOP/s of each forward is reported against it (2 FLOPs per multiply-accumulate).
+Times are medians over ``--runs`` after ``--warmup`` runs. With ``--rounds R`` every case is
+measured R times, the cases interleaved (every other round in reverse order) so that a changing
+machine load hits all models alike; times and peaks are then medians over the rounds, and each
+row's time is also given as a ratio to the first model's (same size and mode), both of the
+medians and, more robust on a shared machine, the median of the per-round ratios. Progress goes
+to stderr, the summary to stdout. FLOPs are multiply-accumulates counted by mmengine's jit
+analysis (with a handle for ``scaled_dot_product_attention``). The matmul peak is measured in the
+same run, at the start of every round (the best is kept): a square fp32 GEMM, or bf16 with
+``--dtype bf16``; achieved GFLOP/s of each forward is reported against it (2 FLOPs per
+multiply-accumulate).
 
 Models: ``swin``, ``cswin``, ``cvt``, ``mpvit`` (this package); ``mmseg-swin`` (mmseg's
 SwinTransformer) and ``timm-swin`` (timm, ``features_only``) where installed; and any builder given
@@ -181,6 +188,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         default=['forward', 'train'], help='train = forward + backward')
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--runs', type=int, default=5)
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='repeat every case this many times, models interleaved (a fresh '
+                        'process each time); report medians over the rounds')
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--device', default='cpu')
@@ -206,30 +216,68 @@ def main(argv: Optional[List[str]] = None) -> int:
     if bad:
         raise SystemExit(f'unknown model family in {bad}; use family:arch with a family of '
                          f'{sorted(known)}, or --peer NAME:ARCH=MODULE:FUNC')
-    peak = matmul_peak_gflops(args.device, args.dtype, args.threads)
-    print(f'matmul peak ({args.dtype}, {args.threads} threads, {args.device}): {peak:.1f} GFLOP/s')
     cp_settings = {'off': [False], 'on': [True], 'both': [False, True]}[args.with_cp]
+    stats = {(spec, size): {} if args.no_flops else static_stats(spec, size, peers)
+             for size in args.sizes for spec in models}
+    cases = [dict(model=spec, size=size, mode=mode, with_cp=with_cp, batch=args.batch,
+                  runs=args.runs, warmup=args.warmup, threads=args.threads, device=args.device,
+                  dtype=args.dtype, peers=peers)
+             for size in args.sizes for spec in models for mode in args.modes
+             for with_cp in (cp_settings if mode == 'train' else [False])]
+    peaks: List[float] = []
+    measured: List[List[Dict[str, Any]]] = [[] for _ in cases]
+    for round_ in range(args.rounds):
+        peaks.append(matmul_peak_gflops(args.device, args.dtype, args.threads))
+        tag = f'[round {round_ + 1}/{args.rounds}]'
+        print(f'{tag} matmul peak {peaks[-1]:.1f} GFLOP/s', file=sys.stderr, flush=True)
+        # every other round in reverse order, so that a drifting machine load evens out
+        order = range(len(cases)) if round_ % 2 == 0 else reversed(range(len(cases)))
+        for i in order:
+            measured[i].append(run_case(cases[i]))
+            print(f'{tag} {format_row(make_row(cases[i], {}, measured[i][-1:]))}', file=sys.stderr,
+                  flush=True)
+    peak = max(peaks)
+    print(f'matmul peak ({args.dtype}, {args.threads} threads, {args.device}'
+          f'{", best of the rounds" if args.rounds > 1 else ""}): {peak:.1f} GFLOP/s')
     results = []
-    for size in args.sizes:
-        for spec in models:
-            stats = {} if args.no_flops else static_stats(spec, size, peers)
-            for mode in args.modes:
-                for with_cp in (cp_settings if mode == 'train' else [False]):
-                    case = dict(model=spec, size=size, mode=mode, with_cp=with_cp, batch=args.batch,
-                                runs=args.runs, warmup=args.warmup, threads=args.threads,
-                                device=args.device, dtype=args.dtype, peers=peers)
-                    row = dict(case, **stats, **run_case(case))
-                    row.pop('peers')
-                    if 'seconds' in row and row.get('gmacs') and mode == 'forward':
-                        row['gflops_per_s'] = 2 * row['gmacs'] * args.batch / row['seconds']
-                        row['fraction_of_matmul_peak'] = row['gflops_per_s'] / peak
-                    results.append(row)
-                    print(format_row(row), flush=True)
+    for case, runs in zip(cases, measured):
+        row = make_row(case, stats[(case['model'], case['size'])], runs)
+        if 'seconds' in row and row.get('gmacs') and case['mode'] == 'forward':
+            row['gflops_per_s'] = 2 * row['gmacs'] * args.batch / row['seconds']
+            row['fraction_of_matmul_peak'] = row['gflops_per_s'] / peak
+        first = next((r for r in results if r['size'] == row['size'] and r['mode'] == row['mode']
+                      and r['with_cp'] == row['with_cp'] and 'seconds' in r), None)
+        if first is not None and 'seconds' in row:
+            row['relative_to'] = first['model']
+            row['time_ratio'] = row['seconds'] / first['seconds']
+            paired = [a / b for a, b in zip(row.get('seconds_per_round', []),
+                                            first.get('seconds_per_round', [])) if a and b]
+            if len(paired) > 1:
+                row['paired_time_ratio'] = statistics.median(paired)
+        results.append(row)
+        print(format_row(row), flush=True)
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(matmul_peak_gflops=peak, torch=torch.__version__, results=results), f,
-                      indent=1)
+            json.dump(dict(matmul_peak_gflops=peak, matmul_peak_per_round=peaks,
+                           torch=torch.__version__, results=results), f, indent=1)
     return 0
+
+
+def make_row(case: Dict[str, Any], stats: Dict[str, Any],
+             runs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """One case's report: medians over the rounds that did not fail, or the first error."""
+    row = dict(case, **stats)
+    row.pop('peers')
+    ok = [r for r in runs if 'error' not in r]
+    if not ok:
+        row['error'] = runs[0]['error']
+        return row
+    row['seconds'] = statistics.median(r['seconds'] for r in ok)
+    row['peak_mb'] = statistics.median(r['peak_mb'] for r in ok)
+    if len(runs) > 1:
+        row['seconds_per_round'] = [r.get('seconds') for r in runs]
+        row['peak_mb_per_round'] = [r.get('peak_mb') for r in runs]
+    return row
 
 
 def format_row(row: Dict[str, Any]) -> str:
@@ -245,6 +293,11 @@ def format_row(row: Dict[str, Any]) -> str:
         parts.append(f'{row["gmacs"]:7.2f} GMACs')
     if 'fraction_of_matmul_peak' in row:
         parts.append(f'{row["gflops_per_s"]:6.1f} GFLOP/s = {100 * row["fraction_of_matmul_peak"]:4.1f}% of peak')
+    if 'time_ratio' in row:
+        ratio = f'{row["time_ratio"]:.3f}x {row["relative_to"]}'
+        if 'paired_time_ratio' in row:
+            ratio += f' (paired by round: {row["paired_time_ratio"]:.3f}x)'
+        parts.append(ratio)
     return head + ' ' + ' | '.join(parts)
 
 

@@ -1,4 +1,5 @@
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,28 @@ def test_unknown_model_is_an_error():
     proc = subprocess.run([sys.executable, str(TOOL), '--models', 'vit:tiny', '--sizes', '32x32',
                            '--runs', '1', '--no-flops'], capture_output=True, text=True)
     assert proc.returncode != 0 and 'unknown model family' in proc.stderr
+
+
+def test_rounds_interleave_and_report_medians_and_ratios(tmp_path):
+    out = tmp_path / 'bench.json'
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), '--models', 'swin:tiny', 'cvt:13', '--sizes', '64x64',
+         '--modes', 'forward', '--runs', '1', '--warmup', '0', '--threads', '1', '--rounds', '2',
+         '--no-flops', '--json', str(out)],
+        capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert len(report['matmul_peak_per_round']) == 2
+    assert report['matmul_peak_gflops'] == max(report['matmul_peak_per_round'])
+    swin, cvt = report['results']
+    assert len(swin['seconds_per_round']) == 2
+    assert swin['seconds'] == statistics.median(swin['seconds_per_round'])
+    assert 'time_ratio' not in swin
+    assert cvt['relative_to'] == 'swin:tiny'
+    assert abs(cvt['time_ratio'] - cvt['seconds'] / swin['seconds']) < 1e-12
+    assert cvt['paired_time_ratio'] > 0
+    # progress (each round, in alternating order) on stderr, the summary on stdout
+    progress = [line for line in proc.stderr.splitlines() if line.startswith('[round')]
+    order = [line.split()[2] for line in progress if 'forward' in line]
+    assert order == ['swin:tiny', 'cvt:13', 'cvt:13', 'swin:tiny']
+    assert 'x swin:tiny (paired by round' in proc.stdout

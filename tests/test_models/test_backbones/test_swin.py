@@ -4,9 +4,11 @@ import torch
 from backbone_checks import (assert_pyramid, check_bad_inputs, check_checkpoint_errors,
                              check_frozen_stages, check_with_cp_same_grads, run_mask_rcnn_step,
                              run_upernet_step)
-from mmvit_plugin.models.backbones.swin import (Swin, convert_swin_checkpoint,
+from mmvit_plugin.models.backbones.swin import (Swin, WindowGrid, convert_swin_checkpoint,
                                                 resize_relative_position_bias_table,
                                                 shift_window_mask)
+from mmvit_plugin.models.layers import (crop_padding, pad_to_multiple, window_partition,
+                                        window_reverse)
 
 # Parameter counts of the official dense backbone (norm0..3 instead of the classifier's norm/head),
 # measured by building the official module.
@@ -174,3 +176,92 @@ def test_upernet_train_step(tmp_path):
 def test_mask_rcnn_train_step(tmp_path):
     run_mask_rcnn_step(tmp_path, "dict(type='Swin', arch='tiny', drop_path_rate=0.1)",
                        [96, 192, 384, 768])
+
+
+def _dense_reference(model, x):
+    """The official dense forward written out naively (pad the normed map, roll, partition, qkv
+    on every window token, explicit attention, reverse, roll back, crop), with ``model``'s weights."""
+    x = model.patch_embed(x)
+    w = model.window_size
+    outs = []
+    for i, stage in enumerate(model.layers):
+        for blk in stage.blocks:
+            attn, s = blk.attn, blk.shift_size
+            y, pads = pad_to_multiple(blk.norm1(x), (w, w))
+            Hp, Wp = y.shape[1:3]
+            if s:
+                y = torch.roll(y, (-s, -s), (1, 2))
+            windows = window_partition(y, (w, w))
+            BW, N, C = windows.shape
+            heads = attn.num_heads
+            q, k, v = attn.qkv(windows).reshape(BW, N, 3, heads, -1).permute(2, 0, 3, 1, 4)
+            table = attn.relative_position_bias_table
+            bias = table[attn.relative_position_index.view(-1)].view(N, N, -1).permute(2, 0, 1)
+            scores = (q * (C // heads)**-0.5) @ k.transpose(-2, -1) + bias.unsqueeze(0)
+            if s:
+                mask = shift_window_mask(Hp, Wp, w, s)
+                scores = scores.view(-1, mask.shape[0], heads, N, N) + mask[None, :, None]
+                scores = scores.view(BW, heads, N, N)
+            out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(BW, N, C)
+            out = window_reverse(attn.proj(out), (w, w), Hp, Wp)
+            if s:
+                out = torch.roll(out, (s, s), (1, 2))
+            x = x + crop_padding(out, pads)
+            x = x + blk.mlp(blk.norm2(x))
+        if i in model.out_indices:
+            outs.append(getattr(model, f'norm{i}')(x).permute(0, 3, 1, 2))
+        if stage.downsample is not None:
+            x = stage.downsample(x)
+    return outs
+
+
+@pytest.mark.parametrize('size', [(75, 101), (64, 64), (29, 37)])
+def test_matches_naive_dense_forward_and_gradients(size):
+    """The gathers of WindowGrid, qkv/proj on unpadded tokens, the bias in padded slots and the
+    in-place scaling of q give the values (and gradients) of the straightforward computation."""
+    torch.manual_seed(0)
+    model = small_swin(drop_path_rate=0.)
+    x = torch.randn(2, 3, *size)
+    model.eval()
+    with torch.no_grad():
+        for ours, ref in zip(model(x), _dense_reference(model, x)):
+            torch.testing.assert_close(ours, ref)
+    model.train()
+    weights = [torch.randn(o.shape) for o in model(x)]
+    loss = sum((o * w).sum() for o, w in zip(model(x), weights))
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    loss = sum((o * w).sum() for o, w in zip(_dense_reference(model, x), weights))
+    ref_grads = torch.autograd.grad(loss, list(model.parameters()))
+    for (name, _), g, r in zip(model.named_parameters(), grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize('shift', [0, 1])
+def test_window_grid_gathers_and_their_gradients(shift):
+    grid = WindowGrid(5, 8, 3, shift)
+    heads, dims = 2, 2
+    qkv = torch.randn(2, 5, 8, 3 * heads * dims, dtype=torch.double, requires_grad=True)
+    bias = torch.randn(3 * heads * dims, dtype=torch.double, requires_grad=True)
+    # against pad (with the bias, or zeros), roll, partition, split heads
+    for pad_value in (bias, None):
+        padded = qkv.new_zeros(2, 6, 9, qkv.shape[-1])
+        if pad_value is not None:
+            padded[:] = pad_value
+        padded[:, :5, :8] = qkv
+        if shift:
+            padded = torch.roll(padded, (-shift, -shift), (1, 2))
+        expected = window_partition(padded, (3, 3)).reshape(-1, 9, 3, heads, dims)
+        got = grid.qkv_windows(qkv, heads, pad_value, 0.3)
+        for g, want, scale in zip(got, expected.permute(2, 0, 3, 1, 4), (0.3, 1, 1)):
+            torch.testing.assert_close(g, want * scale)
+    assert torch.autograd.gradcheck(lambda a, b: grid.qkv_windows(a, heads, b, 0.3), (qkv, bias))
+    assert torch.autograd.gradgradcheck(lambda a, b: grid.qkv_windows(a, heads, b, 0.3),
+                                        (qkv, bias))
+    # back: merge heads, reverse, roll back, crop
+    out = torch.randn(2 * 6, heads, 9, dims, dtype=torch.double, requires_grad=True)
+    expected = window_reverse(out.transpose(1, 2).reshape(12, 9, -1), (3, 3), 6, 9)
+    if shift:
+        expected = torch.roll(expected, (shift, shift), (1, 2))
+    torch.testing.assert_close(grid.windows_to_map(out), expected[:, :5, :8])
+    assert torch.autograd.gradcheck(grid.windows_to_map, (out, ))
+    assert torch.autograd.gradgradcheck(grid.windows_to_map, (out, ))
