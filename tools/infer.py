@@ -15,6 +15,9 @@ import os
 import os.path as osp
 import sys
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from train import _dict_action, check_channels  # noqa: E402
+
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
@@ -31,11 +34,6 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', default={}, action=_dict_action(),
                         help='override config entries, key=value pairs')
     return parser.parse_args(argv)
-
-
-def _dict_action():
-    from mmengine.config import DictAction
-    return DictAction
 
 
 def list_images(path: str):
@@ -55,7 +53,6 @@ def main(argv=None) -> int:
     import mmcv
     import torch
     from mmengine.config import Config
-    from mmvit_plugin.models import check_feature_channels
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
@@ -85,10 +82,7 @@ def main(argv=None) -> int:
         draw_kwargs = dict(pred_score_thr=args.score_thr)
     else:
         raise SystemExit(f'error: default_scope {scope!r}: only mmseg and mmdet configs are supported')
-    try:
-        check_feature_channels(model)
-    except ValueError as e:
-        raise SystemExit(f'error: config mismatch: {e}') from None
+    check_channels(model)
     visualizer.dataset_meta = model.dataset_meta
 
     for i, path in enumerate(images):

@@ -18,7 +18,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import _dict_action, build_runner, require_cuda_for_amp  # noqa: E402
+from train import _dict_action, build_runner, load_config, require_cuda_for_amp  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -77,15 +77,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.amp:
         require_cuda_for_amp()
-    from mmengine.config import Config
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args)
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'error: checkpoint {args.checkpoint!r} not found')
     cfg.load_from = args.checkpoint

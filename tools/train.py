@@ -57,7 +57,9 @@ def require_cuda_for_amp() -> None:
         sys.exit(2)
 
 
-def setup_cfg(args):
+def load_config(args):
+    """The config with the launcher, ``--cfg-options`` and work dir of the command line applied
+    (shared with tools/test.py)."""
     from mmengine.config import Config
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
@@ -67,6 +69,11 @@ def setup_cfg(args):
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def setup_cfg(args):
+    cfg = load_config(args)
     if args.amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper':
@@ -97,6 +104,17 @@ def ensure_random_state_hook(cfg) -> None:
     cfg.custom_hooks = hooks
 
 
+def check_channels(model) -> None:
+    """Exit with the config entry to fix when a neck or head expects other channels than the
+    backbone returns (shared with tools/test.py and tools/infer.py)."""
+    from mmengine.model import is_model_wrapper
+    from mmvit_plugin.models import ChannelMismatchError, check_feature_channels
+    try:
+        check_feature_channels(model.module if is_model_wrapper(model) else model)
+    except ChannelMismatchError as e:
+        raise SystemExit(f'error: config mismatch: {e}') from None
+
+
 def build_runner(cfg):
     """The config's runner; distributed runs without a GPU go over gloo on CPU, and a neck or
     head configured for other channels than the backbone returns is an error naming the entry."""
@@ -105,13 +123,8 @@ def build_runner(cfg):
     import mmvit_plugin  # noqa: F401  (registers our hooks even when custom_imports is absent)
     from mmvit_plugin.engine import setup_cpu_distributed
     setup_cpu_distributed(cfg)
-    from mmengine.model import is_model_wrapper
-    from mmvit_plugin.models import check_feature_channels
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    try:
-        check_feature_channels(runner.model.module if is_model_wrapper(runner.model) else runner.model)
-    except ValueError as e:
-        raise SystemExit(f'error: config mismatch: {e}') from None
+    check_channels(runner.model)
     return runner
 
 
