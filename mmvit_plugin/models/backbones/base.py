@@ -100,6 +100,12 @@ class PyramidBackbone(BaseModule):
                                  f'each of the {NUM_LEVELS} stages), got {value!r}')
         return dict(arch)
 
+    def check_heads(self, widths: Sequence[int], num_heads: Sequence[int]) -> None:
+        """Each stage's channels must split evenly into its heads."""
+        for dims, heads in zip(widths, num_heads):
+            if dims % heads:
+                raise ValueError(f'{self._name}: {dims} channels do not split into {heads} heads')
+
     @staticmethod
     def init_module_weights(m: nn.Module) -> None:
         """The usual ViT init: truncated normal (std .02) Linear weights, zero biases, unit norms."""

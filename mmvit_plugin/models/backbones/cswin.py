@@ -228,12 +228,11 @@ class CSWin(PyramidBackbone):
             raise ValueError(f'CSWin: split_size needs 4 positive ints, got {split_size!r}')
         self.split_size = split_size
         self.num_features = [embed_dims * 2**i for i in range(4)]
-        for i, (dims, heads) in enumerate(zip(self.num_features, num_heads)):
+        self.check_heads(self.num_features, num_heads)
+        for i, heads in enumerate(num_heads):
             if i < 3 and heads % 2:
                 raise ValueError(f'CSWin: stage {i} needs an even number of heads (half per '
                                  f'stripe direction), got {heads}')
-            if dims % heads:
-                raise ValueError(f'CSWin: {dims} channels do not split into {heads} heads')
 
         self.patch_embed = ConvPatchEmbed(in_channels, embed_dims, 7, 4, 2)
         total = sum(depths)  # drop path rising linearly (plain floats: builds on 'meta' too)

@@ -225,9 +225,7 @@ class CvT(PyramidBackbone):
         embed_dims, num_heads, depths = (tuple(arch[k]) for k in self.arch_keys)
         if min(depths[:3]) < 1 or depths[3] < 0:
             raise ValueError(f'CvT: native stages need at least one block, got depths {depths}')
-        for dims, heads in zip(embed_dims, num_heads):
-            if dims % heads:
-                raise ValueError(f'CvT: {dims} channels do not split into {heads} heads')
+        self.check_heads(embed_dims, num_heads)
         rates = self._stage_rates(drop_path_rate, arch.get('drop_path_rates', (0., 0., .1, .1)))
         self.embed_dims = embed_dims
         self.num_features = list(embed_dims)

@@ -321,9 +321,8 @@ class MPViT(PyramidBackbone):
             [arch[k]] * 4 if isinstance(arch[k], (int, float)) else list(arch[k])
             for k in self.arch_keys)
         crpe_windows = tuple((int(k), int(h)) for k, h in crpe_windows)
-        for dims, heads in zip(embed_dims, num_heads):
-            if dims % heads:
-                raise ValueError(f'MPViT: {dims} channels do not split into {heads} heads')
+        self.check_heads(embed_dims, num_heads)
+        for heads in num_heads:
             if sum(h for _, h in crpe_windows) != heads:
                 raise ValueError(f'MPViT: crpe_windows {crpe_windows} cover '
                                  f'{sum(h for _, h in crpe_windows)} heads, the stage has {heads}')

@@ -395,9 +395,7 @@ class Swin(PyramidBackbone):
             raise ValueError(f'Swin: window_size must be at least 2, got {window_size}')
         self.window_size = window_size
         self.num_features = [embed_dims * 2**i for i in range(4)]
-        for dims, heads in zip(self.num_features, num_heads):
-            if dims % heads:
-                raise ValueError(f'Swin: {dims} channels do not split into {heads} heads')
+        self.check_heads(self.num_features, num_heads)
 
         self.patch_embed = ConvPatchEmbed(in_channels, embed_dims, patch_size, patch_size,
                                           pad_to_stride=True)

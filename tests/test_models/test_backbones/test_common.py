@@ -51,3 +51,21 @@ def test_layer_depths_cover_every_parameter(name):
     assert values[0] == 0 and values[-1] <= num - 1
     # every block depth 1..num-2 is used by some parameter
     assert set(range(1, num - 1)) <= set(values)
+
+
+# Each with one stage whose channels do not split into its heads.
+UNEVEN_HEADS = {
+    'Swin': (dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(3, 2, 2, 4)), '16 channels', '3 heads'),
+    'CSWin': (dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(2, 2, 6, 4)), '64 channels', '6 heads'),
+    'CvT': (dict(embed_dims=(16, 32, 48, 48), num_heads=(1, 2, 5, 3), depths=(1, 1, 1, 1)),
+            '48 channels', '5 heads'),
+    'MPViT': (dict(embed_dims=(64, 96, 172, 216), num_layers=(1, 1, 1, 1), num_heads=(8, 8, 8, 8),
+                   mlp_ratios=(2, 2, 2, 2), num_paths=(2, 2, 2, 2)), '172 channels', '8 heads'),
+}
+
+
+@pytest.mark.parametrize('name', sorted(UNEVEN_HEADS))
+def test_channels_that_do_not_split_into_heads(name):
+    arch, channels, heads = UNEVEN_HEADS[name]
+    with pytest.raises(ValueError, match=f'{name}: {channels} do not split into {heads}'):
+        MODELS.build(dict(type=name, arch=arch))
