@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): setup.py scripts/install.sh scripts/constraints.txt
+$(STAMP): setup.py scripts/install.sh scripts/constraints.txt scripts/requirements.txt
 	VENV=$(VENV) bash scripts/install.sh
 
 demo: $(STAMP)

@@ -13,7 +13,11 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['mmvit_plugin', 'mmvit_plugin.*']),
     python_requires='>=3.8',
-    install_requires=['torch>=2.0', 'mmengine>=0.10.0', 'mmcv>=2.0.0,<2.2.0', 'timm', 'einops'],
+    # torch 2.4: torch.serialization.add_safe_globals (weights-only loading of mmengine's
+    # checkpoints); 2.1: scaled_dot_product_attention(scale=...). timm: DropPath and Mlp;
+    # safetensors: .safetensors files; tqdm: the download progress bar.
+    install_requires=['torch>=2.4', 'mmengine>=0.10.0', 'mmcv>=2.0.0,<2.2.0', 'timm>=0.9',
+                      'safetensors', 'tqdm'],
     extras_require={
         'seg': ['mmsegmentation>=1.2.0'],
         'det': ['mmdet>=3.3.0', 'pycocotools>=2.0.8'],

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmvit_plugin.models.checkpoint import CheckpointError
+from mmvit_plugin.checkpoint import CheckpointError
 
 
 def assert_pyramid(outs: Sequence[torch.Tensor], batch: int, size: Tuple[int, int],

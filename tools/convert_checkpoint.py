@@ -42,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from mmvit_plugin.engine import AtomicLocalBackend
-    from mmvit_plugin.models.checkpoint import CheckpointError, load_backbone_state_dict
+    from mmvit_plugin.checkpoint import CheckpointError, load_backbone_state_dict
 
     module_name, converter_name, class_name = FAMILIES[args.family]
     module = importlib.import_module(module_name)

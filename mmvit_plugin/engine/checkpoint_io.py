@@ -1,4 +1,5 @@
-"""mmengine checkpoints under torch >= 2.6: weights-only loading, clear errors, atomic writes.
+"""mmengine checkpoints under torch >= 2.6: weights-only loading on every path, clear errors,
+atomic writes.
 
 torch >= 2.6 loads with ``weights_only=True``. mmengine 0.10.7's runner checkpoints then fail to
 load, because its message hub pickles ``HistoryBuffer`` objects holding numpy arrays and bound
@@ -7,10 +8,11 @@ statistics methods (``getattr`` in the pickle). Rather than falling back to unsa
 - pickle ``HistoryBuffer`` without the methods (the built-in ones are restored on load; custom
   ones are registered by the code that defines them) and allow it and plain numpy arrays/scalars
   as weights-only globals;
-- load local files through :func:`mmvit_plugin.models.checkpoint.read_checkpoint`, whose errors
+- load local files through :func:`mmvit_plugin.checkpoint.read_checkpoint`, whose errors
   name the file and say whether it is missing, truncated or corrupted;
 - write local files atomically (temporary file, fsync, rename), so a run killed mid-save never
-  leaves a half-written checkpoint or ``last_checkpoint`` pointer behind.
+  leaves a half-written checkpoint or ``last_checkpoint`` pointer behind; the file gets the
+  permissions the umask gives, as a plain write would (shared work dirs stay readable).
 
 Everything here is applied once, when ``mmvit_plugin`` is imported.
 """
@@ -21,11 +23,13 @@ from typing import Any, Dict, Union
 
 import numpy as np
 import torch
-from mmengine.fileio import LocalBackend, register_backend
+from mmengine.fileio import LocalBackend, get_file_backend, register_backend
 from mmengine.logging import HistoryBuffer
+from mmengine.runner import checkpoint as mm_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from ..models.checkpoint import read_checkpoint
+from ..checkpoint import (CheckpointError, read_checkpoint_bytes, read_local_checkpoint,
+                          read_url_checkpoint)
 
 _BUILTIN_STATISTICS = ('min', 'max', 'current', 'mean')
 
@@ -55,7 +59,74 @@ def _numpy_safe_globals() -> list:
 
 def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
     """mmengine's loader for local paths, with weights-only loading and clear errors."""
-    return read_checkpoint(osp.expanduser(filename), map_location=map_location)
+    return read_local_checkpoint(osp.expanduser(filename), map_location)
+
+
+def load_http_checkpoint(filename: str, map_location: Any = None, **_: Any) -> Any:
+    """``http(s)://``: downloaded once into torch's hub cache, then read weights-only."""
+    return read_url_checkpoint(filename, map_location)
+
+
+def load_openmmlab_checkpoint(filename: str, map_location: Any = None) -> Any:
+    """``open-mmlab://NAME`` / ``openmmlab://NAME``: mmengine's name table, then the URL or the
+    file under mmengine's home."""
+    name = filename.split('://', 1)[1]
+    name = mm_checkpoint.get_deprecated_model_names().get(name, name)
+    url = _model_url(mm_checkpoint.get_external_models(), name, filename)
+    if url.startswith(('http://', 'https://')):
+        return load_http_checkpoint(url, map_location)
+    return read_local_checkpoint(osp.join(mm_checkpoint._get_mmengine_home(), url), map_location,
+                                 source=filename)
+
+
+def load_torchvision_checkpoint(filename: str, map_location: Any = None) -> Any:
+    """``torchvision://NAME`` (and the deprecated ``modelzoo://NAME``)."""
+    url = _model_url(mm_checkpoint.get_torchvision_models(), filename.split('://', 1)[1], filename)
+    return load_http_checkpoint(url, map_location)
+
+
+def load_mmcls_checkpoint(filename: str, map_location: Any = None) -> Any:
+    """``mmcls://NAME``: mmcls's model zoo, keys moved as mmengine moves them."""
+    url = _model_url(mm_checkpoint.get_mmcls_models(), filename.split('://', 1)[1], filename)
+    return mm_checkpoint._process_mmcls_checkpoint(load_http_checkpoint(url, map_location))
+
+
+def load_ceph_checkpoint(filename: str, map_location: Any = None, backend: str = 'petrel') -> Any:
+    """``s3://`` / ``petrel://`` (mmengine's petrel backend): the bytes, read weights-only."""
+    data = get_file_backend(filename, backend_args={'backend': backend}).get(filename)
+    return read_checkpoint_bytes(data, map_location, source=filename)
+
+
+def load_pavi_checkpoint(filename: str, map_location: Any = None) -> Any:
+    """``pavi://``: downloaded with pavi's model cloud, then read weights-only."""
+    try:
+        from pavi import modelcloud
+    except ImportError as err:
+        raise CheckpointError(f'{filename}: the pavi:// scheme needs the pavi package') from err
+    model = modelcloud.get(filename[len('pavi://'):])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = osp.join(tmp, model.name)
+        model.download(path)
+        return read_local_checkpoint(path, map_location, source=filename)
+
+
+def _model_url(table: Dict[str, str], name: str, uri: str) -> str:
+    if name not in table:
+        raise CheckpointError(f'{uri}: mmengine knows no model named {name!r} '
+                              f'(e.g. {sorted(table)[:5]})')
+    return table[name]
+
+
+#: Each mmengine scheme's prefixes and our weights-only loader for it.
+SAFE_LOADERS = (
+    ('', load_local_checkpoint),
+    (('http://', 'https://'), load_http_checkpoint),
+    (('open-mmlab://', 'openmmlab://'), load_openmmlab_checkpoint),
+    (('modelzoo://', 'torchvision://'), load_torchvision_checkpoint),
+    ('mmcls://', load_mmcls_checkpoint),
+    ((r'(\S+\:)?s3://', r'(\S+\:)?petrel://'), load_ceph_checkpoint),
+    ('pavi://', load_pavi_checkpoint),
+)
 
 
 class AtomicLocalBackend(LocalBackend):
@@ -74,6 +145,8 @@ class AtomicLocalBackend(LocalBackend):
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{osp.basename(filepath)}.', suffix='.tmp')
         try:
+            # mkstemp makes the file 0600; give it what open() would have: 0666 minus the umask.
+            os.chmod(tmp, 0o666 & ~_current_umask())
             with os.fdopen(fd, 'wb') as f:
                 f.write(data)
                 f.flush()
@@ -85,9 +158,19 @@ class AtomicLocalBackend(LocalBackend):
             raise
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def install() -> None:
     HistoryBuffer.__getstate__ = _history_buffer_getstate
     HistoryBuffer.__setstate__ = _history_buffer_setstate
     torch.serialization.add_safe_globals([HistoryBuffer, *_numpy_safe_globals()])
-    CheckpointLoader.register_scheme(prefixes='', force=True)(load_local_checkpoint)
+    for prefixes, loader in SAFE_LOADERS:
+        CheckpointLoader.register_scheme(prefixes=prefixes, loader=loader, force=True)
+    # mmengine's own scheme loaders and callers that import it by name reach ours too.
+    mm_checkpoint.load_from_http = load_http_checkpoint
+    mm_checkpoint.load_from_local = load_local_checkpoint
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')

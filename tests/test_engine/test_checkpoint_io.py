@@ -8,8 +8,9 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
 
 import mmvit_plugin  # noqa: F401  (installs the checkpoint I/O fixes)
+from checkpoint_files import save_code_running_pickle
+from mmvit_plugin.checkpoint import CheckpointError
 from mmvit_plugin.engine import AtomicLocalBackend
-from mmvit_plugin.models.checkpoint import CheckpointError
 
 
 def test_runner_checkpoint_round_trips_under_weights_only(tmp_path):
@@ -59,3 +60,84 @@ def test_local_writes_are_atomic(tmp_path, monkeypatch):
         backend.put(b'second, half written', target)
     assert target.read_text() == 'first'  # the old file is intact
     assert os.listdir(target.parent) == ['last_checkpoint']  # no temporary left behind
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o002, 0o077])
+def test_atomic_writes_keep_the_permissions_the_umask_gives(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = tmp_path / f'ckpt_{umask:o}.pth'
+        save_checkpoint({'state_dict': {'w': torch.ones(1)}}, str(path))
+        (tmp_path / 'plain').write_bytes(b'x')  # what a plain write gets under this umask
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert path.stat().st_mode & 0o777 == (tmp_path / 'plain').stat().st_mode & 0o777
+
+
+# --- every mmengine scheme loads weights-only ------------------------------------------------------
+def _evil_and_good(server, tmp_path):
+    marker = tmp_path / 'code_ran'
+    save_code_running_pickle(server.root / 'evil.pth', marker)
+    torch.save({'state_dict': {'w': torch.arange(3.)}}, server.root / 'good.pth')
+    return marker
+
+
+def _assert_refused_then_loaded(uri_of, marker):
+    with pytest.raises(CheckpointError, match='weights-only'):
+        _load_checkpoint(uri_of('evil.pth'), map_location='cpu')
+    assert not marker.exists()
+    assert torch.equal(_load_checkpoint(uri_of('good.pth'))['state_dict']['w'], torch.arange(3.))
+
+
+def test_http_scheme_is_weights_only(tmp_path, loopback_server, hub_dir):
+    marker = _evil_and_good(loopback_server, tmp_path)
+    _assert_refused_then_loaded(loopback_server.url, marker)
+
+
+@pytest.mark.parametrize('scheme, table', [
+    ('open-mmlab://', 'get_external_models'),
+    ('openmmlab://', 'get_external_models'),
+    ('torchvision://', 'get_torchvision_models'),
+    ('mmcls://', 'get_mmcls_models'),
+])
+def test_model_zoo_schemes_are_weights_only(scheme, table, tmp_path, loopback_server, hub_dir,
+                                            monkeypatch):
+    from mmengine.runner import checkpoint as mm_checkpoint
+    marker = _evil_and_good(loopback_server, tmp_path)
+    names = {'evil.pth': loopback_server.url('evil.pth'), 'good.pth': loopback_server.url('good.pth')}
+    monkeypatch.setattr(mm_checkpoint, table, lambda: names)
+    if scheme == 'mmcls://':  # mmcls files move their keys; ours has none to move
+        monkeypatch.setattr(mm_checkpoint, '_process_mmcls_checkpoint', lambda ckpt: ckpt)
+    _assert_refused_then_loaded(lambda name: scheme + name, marker)
+    with pytest.raises(CheckpointError, match='knows no model'):
+        _load_checkpoint(scheme + 'no_such_model')
+
+
+def test_object_storage_schemes_are_weights_only(tmp_path, monkeypatch):
+    import mmvit_plugin.engine.checkpoint_io as checkpoint_io
+    marker = tmp_path / 'code_ran'
+    save_code_running_pickle(tmp_path / 'evil.pth', marker)
+    torch.save({'state_dict': {'w': torch.arange(3.)}}, tmp_path / 'good.pth')
+
+    class FakeBucket:  # what mmengine's petrel backend returns: the object's bytes
+
+        def get(self, uri):
+            return (tmp_path / uri.rsplit('/', 1)[1]).read_bytes()
+
+    monkeypatch.setattr(checkpoint_io, 'get_file_backend', lambda uri, backend_args: FakeBucket())
+    for scheme in ('s3://bucket/', 'cluster:s3://bucket/', 'petrel://bucket/'):
+        _assert_refused_then_loaded(lambda name: scheme + name, marker)
+
+
+def test_runner_helpers_load_urls_weights_only(tmp_path, loopback_server, hub_dir):
+    """mmengine's load_checkpoint (what load_from and resume use) on a URL."""
+    from mmengine.runner import load_checkpoint
+    marker = _evil_and_good(loopback_server, tmp_path)
+    model = torch.nn.Module()
+    model.w = torch.nn.Parameter(torch.zeros(3))
+    with pytest.raises(CheckpointError, match='weights-only'):
+        load_checkpoint(model, loopback_server.url('evil.pth'))
+    assert not marker.exists()
+    load_checkpoint(model, loopback_server.url('good.pth'))
+    assert torch.equal(model.w.data, torch.arange(3.))

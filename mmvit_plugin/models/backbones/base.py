@@ -1,5 +1,7 @@
 """What every pyramid backbone here shares: arch lookup, input checks, out_indices, frozen stages,
 norm_eval, gradient checkpointing, and loading official checkpoints in any of their layouts."""
+import re
+from collections import Counter
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -9,9 +11,11 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
-from ..checkpoint import CheckpointError, StateDict, load_backbone_state_dict
+from ...checkpoint import CheckpointError, StateDict, load_backbone_state_dict
 
 NUM_LEVELS = 4
+#: Below this fraction of the backbone's tensors, a Pretrained file is refused, not half-loaded.
+MIN_LOADED_FRACTION = 0.5
 
 
 class PyramidBackbone(BaseModule):
@@ -30,8 +34,10 @@ class PyramidBackbone(BaseModule):
         norm_eval: keep BatchNorm layers in eval mode (running statistics frozen) while training.
         with_cp: recompute each block in the backward pass (non-reentrant checkpointing) to save
             activation memory.
-        init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH[, prefix=...])``
-            loads an official or converted checkpoint.
+        init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=URI[, prefix=...])``
+            loads an official or converted checkpoint from a path or any mmengine URI
+            (``https://`` downloads once into torch's hub cache); ``checkpoint=None`` starts
+            from this backbone's own init.
     """
 
     arch_zoo: Dict[str, Dict[str, Any]] = {}
@@ -126,6 +132,11 @@ class PyramidBackbone(BaseModule):
     def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
         """Map an official state dict onto this module's keys; leaves our own layout unchanged."""
         return dict(state_dict)
+
+    def checkpoint_layout(self, state_dict: StateDict) -> str:
+        """The name of the key layout of ``state_dict`` (before conversion), for messages;
+        ``'unknown'`` where the family recognises none."""
+        return 'unknown'
 
     def stage_blocks(self) -> List[List[Union[nn.Module, Sequence[nn.Module]]]]:
         """Per stage, its blocks in forward order; an entry may be several modules at one depth
@@ -226,29 +237,43 @@ class PyramidBackbone(BaseModule):
     def init_weights(self) -> None:
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            self.load_pretrained(cfg['checkpoint'], prefix=cfg.get('prefix', 'backbone.'))
+            if cfg.get('checkpoint') is None:
+                # the weights are already initialised in __init__
+                print_log(f'{self._name}: init_cfg.checkpoint is None, starting from random '
+                          'initialisation (training from scratch)',
+                          logger=MMLogger.get_current_instance(), level=30)
+            else:
+                self.load_pretrained(cfg['checkpoint'], prefix=cfg.get('prefix', 'backbone.'))
             self._is_init = True
         else:
             super().init_weights()
 
     def load_pretrained(self, path: str, prefix: Optional[str] = 'backbone.') -> Tuple[List[str], List[str]]:
-        """Load the backbone weights of a checkpoint file in any supported layout.
+        """Load the backbone weights of a checkpoint (a path or URI) in any supported layout.
 
-        Raises :class:`CheckpointError` when the file is missing or unreadable, when none of its
-        tensors belongs to this backbone, or when a tensor's shape differs from ours. Missing and
-        unexpected keys are logged.
+        Raises :class:`CheckpointError` when the file is missing, unreachable or unreadable, when a
+        tensor's shape differs from ours, or when less than half of this backbone's tensors are in
+        it (another backbone, arch or layout). The expected leftovers (a classifier head, output
+        norms the classification release lacks) are logged as missing and unexpected keys.
 
         Returns:
             The missing and the unexpected keys.
         """
-        state_dict = self.convert_checkpoint(load_backbone_state_dict(path, prefix))
+        raw = load_backbone_state_dict(path, prefix)
+        state_dict = self.convert_checkpoint(raw)
         own = self.state_dict()
         matched = [k for k in state_dict if k in own]
-        if not matched:
+        if len(matched) < MIN_LOADED_FRACTION * len(own):
+            missing = [k for k in own if k not in state_dict]
+            unexpected = [k for k in state_dict if k not in own]
             raise CheckpointError(
-                f'{path!r} has no weights for {self._name}: none of its {len(state_dict)} keys '
-                f'(e.g. {sorted(state_dict)[:3]}) match ours (e.g. {list(own)[:3]}); '
-                'is it a checkpoint of another backbone?')
+                f'{path!r} does not fit this {self._name}: only {len(matched)} of its '
+                f'{len(own)} tensors are in the file (detected layout: '
+                f'{self.checkpoint_layout(raw)}). Missing: {key_families(missing)}. In the file '
+                f'but not in the model: {key_families(unexpected)}. Is it a checkpoint of '
+                f'another backbone or arch? Use {self._name} weights of the same arch, in a '
+                'supported layout (README, "Official checkpoints"; tools/convert_checkpoint.py '
+                '--arch checks a file)')
         wrong = [f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}'
                  for k in matched if state_dict[k].shape != own[k].shape]
         if wrong:
@@ -256,8 +281,8 @@ class PyramidBackbone(BaseModule):
                                   f'{len(wrong)} shape mismatches:\n  ' + '\n  '.join(wrong[:20]))
         missing, unexpected = self.load_state_dict(state_dict, strict=False)
         logger = MMLogger.get_current_instance()
-        print_log(f'{self._name}: loaded {len(matched)}/{len(own)} tensors from {path}',
-                  logger=logger)
+        print_log(f'{self._name}: loaded {len(matched)}/{len(own)} tensors from {path} '
+                  f'({self.checkpoint_layout(raw)} layout)', logger=logger)
         if missing:
             print_log(f'{self._name}: missing keys (left at their init): {_summarise(missing)}',
                       logger=logger, level=30)
@@ -265,6 +290,17 @@ class PyramidBackbone(BaseModule):
             print_log(f'{self._name}: unexpected keys (ignored): {_summarise(unexpected)}',
                       logger=logger, level=30)
         return list(missing), list(unexpected)
+
+
+def key_families(keys: Iterable[str], limit: int = 5) -> str:
+    """Keys grouped with their block numbers starred, the largest groups first:
+    ``'stages.*.blocks.*.attn.w_msa.qkv.weight (12), …'``."""
+    counts = Counter(re.sub(r'(?<=\.)\d+(?=\.)|^\d+(?=\.)', '*', k) for k in keys)
+    if not counts:
+        return 'none'
+    shown = ', '.join(f'{family} ({n})' for family, n in counts.most_common(limit))
+    more = len(counts) - limit
+    return shown + (f' and {more} more families' if more > 0 else '')
 
 
 def _summarise(keys: Iterable[str], limit: int = 20) -> str:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch.utils.checkpoint import checkpoint
 
-from ..checkpoint import StateDict
+from ...checkpoint import StateDict
 from ..layers import (ConvPatchEmbed, DropPath, Mlp, crop_padding, merge_heads, nhwc_to_nchw,
                       pad_to_multiple, window_partition, window_reverse)
 from .base import PyramidBackbone

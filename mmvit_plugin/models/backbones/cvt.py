@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
-from ..checkpoint import StateDict
+from ...checkpoint import StateDict
 from ..layers import ConvPatchEmbed, DropPath, Mlp, QuickGELU, merge_heads, split_heads
 from .base import NUM_LEVELS, PyramidBackbone
 

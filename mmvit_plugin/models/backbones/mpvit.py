@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.registry import MODELS
 
-from ..checkpoint import CheckpointError, StateDict
+from ...checkpoint import CheckpointError, StateDict
 from ..layers import DropPath, Mlp
 from .base import PyramidBackbone
 

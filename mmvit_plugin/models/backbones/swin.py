@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
-from ..checkpoint import StateDict
+from ...checkpoint import StateDict
 from ..layers import ConvPatchEmbed, DropPath, Mlp, nhwc_to_nchw, pad_to_multiple, window_partition
 from .base import PyramidBackbone
 

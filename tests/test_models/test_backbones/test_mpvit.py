@@ -9,7 +9,7 @@ from backbone_checks import (assert_pyramid, check_bad_inputs, check_checkpoint_
                              check_frozen_stages, check_with_cp_same_grads, run_mask_rcnn_step,
                              run_upernet_step)
 from mmvit_plugin.models.backbones.mpvit import MPViT, convert_mpvit_checkpoint
-from mmvit_plugin.models.checkpoint import CheckpointError
+from mmvit_plugin.checkpoint import CheckpointError
 
 # Parameter counts of the official dense backbone, measured by building the official module; the
 # classification model adds cls_head.cls (Linear(embed_dims[3], 1000)): 5843736 / 10573448 /

@@ -1,0 +1,75 @@
+"""Fixtures shared by the whole suite."""
+import functools
+import http.server
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+
+class LoopbackServer:
+    """Serves the files of a folder over HTTP on 127.0.0.1 (nothing leaves the machine)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        handler = functools.partial(_QuietHandler, directory=str(root))
+        self._server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.requests = 0
+
+    @property
+    def base_url(self) -> str:
+        return f'http://127.0.0.1:{self._server.server_address[1]}'
+
+    def url(self, name: str) -> str:
+        return f'{self.base_url}/{name}'
+
+    def __enter__(self) -> 'LoopbackServer':
+        self._server.requests_seen = self  # the handler counts requests here
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.server.requests_seen.requests += 1
+        super().do_GET()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def loopback_server(tmp_path) -> Iterator[LoopbackServer]:
+    """A loopback HTTP server over ``tmp_path / 'served'``; put files there and fetch ``.url(name)``."""
+    root = tmp_path / 'served'
+    root.mkdir()
+    with LoopbackServer(root) as server:
+        yield server
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A loopback URL where nothing listens (connection refused)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    return f'http://127.0.0.1:{port}/weights.pth'
+
+
+@pytest.fixture
+def hub_dir(tmp_path, monkeypatch) -> Path:
+    """torch's hub cache, emptied and moved under tmp_path for the test (downloads land here)."""
+    import torch
+    path = tmp_path / 'torch_hub'
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(path))
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    return path
