@@ -1,13 +1,14 @@
 # Mask R-CNN + FPN + Swin-T on COCO, 1x: 12 epochs (lr x0.1 after 8 and 11), single-scale (1333, 800);
 # 16 images per iteration (8 GPUs x 2 images), AdamW lr 1e-4 / wd 0.05.
-# Published box AP / mask AP (SPEC): 43.7 / 39.8 (official), 42.7 / 39.3 (mmdet 3.x).
+# Published box AP / mask AP: 43.7 / 39.8 (official, trained with the 3x multi-scale augmentation for 12 epochs),
+#   42.7 / 39.3 (mmdet 3.x, single-scale as this config) (Swin-Transformer-Object-Detection README; mmdet configs/swin/metafile.yml).
 # Train: tools/dist_train.sh configs/mask_rcnn_swin_t_coco_1x.py 8
 _base_ = ['./_base_/mask_rcnn_coco_1x.py']
 
-# Backbone weights to start from: the official ImageNet release, e.g. 'pretrained/swin_tiny_patch4_window7_224.pth' ({'model': ...}).
-# None trains from scratch (the config builds without any file).
-pretrained = None
-
+# Backbone weights: the official release (ImageNet-1K, 224, window 7;
+# microsoft/Swin-Transformer README).
+# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL; from scratch:
+# --cfg-options model.backbone.init_cfg.checkpoint=None.
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -15,5 +16,7 @@ model = dict(
         arch='tiny',
         drop_path_rate=0.1,
         out_indices=(0, 1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained) if pretrained else None),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_tiny_patch4_window7_224.pth')),
     neck=dict(in_channels=[96, 192, 384, 768]))

@@ -1,13 +1,14 @@
 # UperNet + CSWin-B on ADE20K: 160k iterations, crop 512x512, 16 images per iteration
-# (8 GPUs x 2 images), AdamW lr 6e-5 / wd 0.01, warm-up 1500 iterations then poly (power 1).
-# Published mIoU (SPEC): 51.1 single-scale / 52.2 multi-scale + flip.
+# (8 GPUs x 2 images), AdamW lr 6e-5 / wd 0.01, warm-up 1500 iterations then poly (power 1);
+# test: 'whole' mode at (2048, 512); --tta: multi-scale 0.5-1.75 + flip.
+# Published mIoU: 51.1 / 52.2; 109M params, 1222G FLOPs (microsoft/CSWin-Transformer README).
 # Train: tools/dist_train.sh configs/upernet_cswin_b_ade20k.py 8
 _base_ = ['./_base_/upernet_ade20k_160k.py']
 
-# Backbone weights to start from: the official ImageNet release, e.g. 'pretrained/cswin_base_224.pth' ({'state_dict': ..., 'state_dict_ema': ...}).
-# None trains from scratch (the config builds without any file).
-pretrained = None
-
+# Backbone weights: the official release (ImageNet-1K, 224, split 1, 2, 7, 7;
+# microsoft/CSWin-Transformer README).
+# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL; from scratch:
+# --cfg-options model.backbone.init_cfg.checkpoint=None.
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -15,6 +16,8 @@ model = dict(
         arch='base',
         drop_path_rate=0.6,
         out_indices=(0, 1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained) if pretrained else None),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://github.com/microsoft/CSWin-Transformer/releases/download/v0.1.0/cswin_base_224.pth')),
     decode_head=dict(in_channels=[96, 192, 384, 768]),
     auxiliary_head=dict(in_channels=384))

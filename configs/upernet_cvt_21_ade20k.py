@@ -1,13 +1,15 @@
 # UperNet + CvT-21 on ADE20K: 160k iterations, crop 512x512, 16 images per iteration
-# (8 GPUs x 2 images), AdamW lr 6e-5 / wd 0.01, warm-up 1500 iterations then poly (power 1).
-# Published mIoU (SPEC): none published.
+# (8 GPUs x 2 images), AdamW lr 6e-5 / wd 0.01, warm-up 1500 iterations then poly (power 1);
+# test: 'whole' mode at (2048, 512); --tta: multi-scale 0.5-1.75 + flip.
+# Published mIoU: none published.
 # Train: tools/dist_train.sh configs/upernet_cvt_21_ade20k.py 8
 _base_ = ['./_base_/upernet_ade20k_160k.py']
 
-# Backbone weights to start from: the official ImageNet release, e.g. 'pretrained/CvT-21-224x224-IN-1k.pth' (a flat state dict).
-# None trains from scratch (the config builds without any file).
-pretrained = None
-
+# CvT's weights have no direct link: download the ImageNet-1K file (e.g. CvT-21-224x224-IN-1k.pth) from the
+# official model zoo folder, https://1drv.ms/u/s!AhIXJn_J-blW9RzF3rMW7SsLHa8h?e=blQ0Al (microsoft/CvT README),
+# and put it at the path below or pass --cfg-options model.backbone.init_cfg.checkpoint=PATH.
+# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL; from scratch:
+# --cfg-options model.backbone.init_cfg.checkpoint=None.
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -17,6 +19,8 @@ model = dict(
         # no dense recipe is published for CvT.
         drop_path_rate=None,
         out_indices=(0, 1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained) if pretrained else None),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='pretrained/CvT-21-224x224-IN-1k.pth')),
     decode_head=dict(in_channels=[64, 192, 384, 384]),
     auxiliary_head=dict(in_channels=384))

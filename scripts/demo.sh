@@ -97,7 +97,7 @@ step "2/8 train UperNet + CSWin ($SEG_CFG) -> $SEG_WORK"
 step "3/8 evaluate the segmentor on the toy validation set"
 rm -rf "$SEG_WORK/vis"
 "$PYTHON" tools/test.py "$SEG_CFG" "$(latest_ckpt "$SEG_WORK")" --work-dir "$SEG_WORK" \
-  --show-dir "$SEG_WORK/vis" --out "$SEG_WORK/metrics.json" --cfg-options "${SEG_OPTS[@]}"
+  --show-dir "$SEG_WORK/vis" --metrics-out "$SEG_WORK/metrics.json" --cfg-options "${SEG_OPTS[@]}"
 MIOU=$(metric "$SEG_WORK/metrics.json" mIoU)
 
 step "4/8 picture: ground truth | prediction"
@@ -112,7 +112,7 @@ step "6/8 train Mask R-CNN + CSWin ($DET_CFG) -> $DET_WORK"
 step "7/8 evaluate the detector on the toy validation set"
 rm -rf "$DET_WORK/vis"
 "$PYTHON" tools/test.py "$DET_CFG" "$(latest_ckpt "$DET_WORK")" --work-dir "$DET_WORK" \
-  --show-dir "$DET_WORK/vis" --out "$DET_WORK/metrics.json" --cfg-options "${DET_OPTS[@]}"
+  --show-dir "$DET_WORK/vis" --metrics-out "$DET_WORK/metrics.json" --cfg-options "${DET_OPTS[@]}"
 BOX_AP=$(metric "$DET_WORK/metrics.json" coco/bbox_mAP)
 MASK_AP=$(metric "$DET_WORK/metrics.json" coco/segm_mAP)
 

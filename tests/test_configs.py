@@ -1,6 +1,8 @@
-"""Every config in configs/ parses, carries the published recipe (SPEC "Published dense-prediction
-results") and builds its model, and its head/neck in_channels match what the backbone outputs."""
+"""Every config in configs/ parses, carries the published recipe (the official configs and READMEs;
+docs/configs.md), names the official weights, and builds its model (without initialising it: no
+download), with head/neck in_channels matching what the backbone outputs."""
 import contextlib
+import re
 import subprocess
 import sys
 from functools import lru_cache
@@ -20,20 +22,36 @@ TOY = [p for p in CONFIGS if p.parent.name == 'toy']
 
 BACKBONE_TYPES = ('CSWin', 'CvT', 'MPViT', 'Swin')
 
-# The configs the issue asks for (backbone variant -> tasks).
+# The configs of the model zoo (backbone variant -> tasks).
 SEG_VARIANTS = ['cswin_t', 'cswin_s', 'cswin_b', 'swin_t', 'swin_s', 'swin_b', 'mpvit_s', 'mpvit_b',
                 'cvt_13', 'cvt_21']
+SEG640_VARIANTS = ['swin_b', 'swin_l', 'cswin_b', 'cswin_l']
 DET_VARIANTS = ['cswin_t', 'cswin_s', 'cswin_b', 'swin_t', 'swin_s', 'mpvit_t', 'mpvit_xs',
                 'mpvit_s', 'mpvit_b', 'cvt_13', 'cvt_21']
+CASCADE_VARIANTS = ['swin_t', 'swin_s', 'swin_b', 'cswin_t', 'cswin_s', 'cswin_b']
+RETINA_VARIANTS = ['mpvit_t', 'mpvit_xs', 'mpvit_s', 'mpvit_b']
 EXPECTED = ([f'upernet_{v}_ade20k.py' for v in SEG_VARIANTS] +
-            [f'mask_rcnn_{v}_coco_{s}.py' for v in DET_VARIANTS for s in ('1x', '3x')])
+            [f'upernet_{v}_in22k_ade20k_640.py' for v in SEG640_VARIANTS] +
+            [f'mask_rcnn_{v}_coco_{s}.py' for v in DET_VARIANTS for s in ('1x', '3x')] +
+            [f'cascade_mask_rcnn_{v}_coco_3x.py' for v in CASCADE_VARIANTS] +
+            [f'retinanet_{v}_coco_{s}.py' for v in RETINA_VARIANTS for s in ('1x', '3x')])
 
-# Drop path per SPEC (None: the backbone's own per-stage default, CvT).
+# Drop path of the official configs (None: the backbone's own per-stage default, CvT; variants
+# missing here are the configs' own choice).
 SEG_DROP_PATH = dict(swin_t=0.3, swin_s=0.3, swin_b=0.3, cswin_t=0.3, cswin_s=0.4, cswin_b=0.6,
                      mpvit_s=0.2, mpvit_b=0.4, cvt_13=None, cvt_21=None)
-DET_DROP_PATH = {('swin_t', '1x'): 0.1, ('swin_t', '3x'): 0.2, 'mpvit_t': 0.1, 'mpvit_xs': 0.1,
-                 'mpvit_s': 0.2, 'mpvit_b': 0.4, 'cvt_13': None, 'cvt_21': None}
+DET_DROP_PATH = {('swin_t', '1x'): 0.1, ('swin_t', '3x'): 0.2, ('swin_s', '3x'): 0.2,
+                 'mpvit_t': 0.1, 'mpvit_xs': 0.1, 'mpvit_s': 0.2, 'mpvit_b': 0.4, 'cvt_13': None,
+                 'cvt_21': None}
+CASCADE_DROP_PATH = dict(swin_t=0.2, swin_s=0.2, swin_b=0.3)
 NO_DECAY_KEYS = ('norm', 'relative_position_bias_table', 'absolute_pos_embed', 'cls_token')
+TTA_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+
+# Where the official releases live (their READMEs), and the file of each MPViT arch.
+SWIN_RELEASE = 'https://github.com/SwinTransformer/storage/releases/download/v1.0.0/'
+CSWIN_RELEASE = 'https://github.com/microsoft/CSWin-Transformer/releases/download/v0.1.0/'
+MPVIT_FILES = dict(tiny='1cmquqyjmaeeg1n/mpvit_tiny.pth', xsmall='vvpq2m474g8tvyq/mpvit_xsmall.pth',
+                   small='y3dnmmy8h4npz7a/mpvit_small.pth', base='la8w31m0apj2830/mpvit_base.pth')
 
 
 def _name(path: Path) -> str:
@@ -50,6 +68,7 @@ def test_expected_configs_exist():
     names = {p.name for p in FULL}
     missing = [n for n in EXPECTED if n not in names]
     assert not missing, f'missing configs: {missing}'
+    assert not names - set(EXPECTED), 'a config the tests do not check'
     assert {p.name for p in TOY} >= {'upernet_cswin_toy.py', 'mask_rcnn_cswin_toy.py'}
 
 
@@ -71,16 +90,47 @@ def test_package_registers_backbone(backbone_type):
         "custom_imports=dict(imports=['mmvit_plugin']) cannot build it")
 
 
+def expected_weights(name: str, backbone) -> str:
+    """The official file this config's recipe starts from, derived from its backbone settings."""
+    arch, typ, in22k = backbone.arch, backbone.type, '_in22k_' in name
+    if typ == 'Swin':
+        window = backbone.get('window_size', 7)
+        size = {7: 224, 12: 384}[window]
+        return f'{SWIN_RELEASE}swin_{arch}_patch4_window{window}_{size}{"_22k" if in22k else ""}.pth'
+    if typ == 'CSWin':
+        split = tuple(backbone.get('split_size', (1, 2, 7, 7)))
+        if arch == 'base' and in22k:  # no ImageNet-22K CSWin-B was released: a local path
+            assert split == (1, 2, 12, 12)
+            return 'pretrained/cswin_base_22k_384.pth'
+        size = {(1, 2, 7, 7): 224, (1, 2, 12, 12): 384}[split]
+        return f'{CSWIN_RELEASE}cswin_{arch}_{size}.pth'
+    if typ == 'MPViT':
+        return f'https://dl.dropbox.com/s/{MPVIT_FILES[arch]}'
+    assert typ == 'CvT'
+    return f'pretrained/CvT-{arch}-224x224-IN-1k.pth'
+
+
+@pytest.mark.parametrize('path', FULL, ids=_name)
+def test_names_the_official_weights(path):
+    cfg = load(path)
+    backbone = cfg.model.backbone
+    assert cfg.load_from is None and 'pretrained' not in cfg
+    assert backbone.init_cfg == dict(type='Pretrained', checkpoint=expected_weights(path.stem, backbone))
+    text = path.read_text()
+    if backbone.type == 'CvT':  # no direct link: the config says where the file is
+        assert 'https://1drv.ms/' in text and 'microsoft/CvT' in text
+    assert 'init_cfg.checkpoint=None' in text  # how to train from scratch
+
+
 @pytest.mark.parametrize('path', FULL, ids=_name)
 def test_recipe(path):
     cfg = load(path)
     name = path.stem
-    imports = ['mmvit_plugin'] + (['mmvit_plugin.datasets'] if name.startswith('mask_rcnn') else [])
+    imports = ['mmvit_plugin'] + (['mmvit_plugin.datasets'] if cfg.default_scope == 'mmdet' else [])
     assert cfg.custom_imports == dict(imports=imports, allow_failed_imports=False)
     assert cfg.custom_hooks == [dict(type='RandomStateHook')]
-    assert cfg.load_from is None and cfg.pretrained is None
-    assert cfg.model.backbone.init_cfg is None, 'configs must build without weight files'
     assert cfg.num_gpus == 8 and cfg.train_dataloader.batch_size == 2  # 16 images per iteration
+    assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=16)
     optim = cfg.optim_wrapper
     assert optim.type == 'OptimWrapper' and optim.optimizer.type == 'AdamW'
     assert tuple(optim.optimizer.betas) == (0.9, 0.999)
@@ -89,70 +139,149 @@ def test_recipe(path):
         assert keys[key].decay_mult == 0.0, key
     assert optim.paramwise_cfg.norm_decay_mult == 0.0
     if name.startswith('upernet_'):
-        variant = name[len('upernet_'):-len('_ade20k')]
-        assert cfg.default_scope == 'mmseg'
-        assert (optim.optimizer.lr, optim.optimizer.weight_decay) == (6e-5, 0.01)
-        warm, poly = cfg.param_scheduler
-        assert warm.type == 'LinearLR' and (warm.begin, warm.end) == (0, 1500) and not warm.by_epoch
-        assert poly.type == 'PolyLR' and poly.power == 1.0 and (poly.begin, poly.end) == (1500, 160000)
-        assert poly.eta_min == 0.0
-        assert cfg.train_cfg.max_iters == 160000
-        assert tuple(cfg.crop_size) == (512, 512) and tuple(cfg.model.data_preprocessor.size) == (512, 512)
-        assert cfg.train_dataloader.dataset.type == 'ADE20KDataset'
-        head, aux = cfg.model.decode_head, cfg.model.auxiliary_head
-        assert head.type == 'UPerHead' and head.channels == 512 and head.num_classes == 150
-        assert aux.type == 'FCNHead' and aux.in_index == 2 and aux.loss_decode.loss_weight == 0.4
-        assert head.norm_cfg.type == aux.norm_cfg.type == 'SyncBN'
-        assert cfg.model.test_cfg.mode == 'whole'
-        resize = [t for t in cfg.test_pipeline if t.type == 'Resize'][0]
-        assert tuple(resize.scale) == (2048, 512) and resize.keep_ratio
-        drop_path = SEG_DROP_PATH[variant]
+        drop_path = check_upernet(cfg, name)
+    elif name.startswith('retinanet_'):
+        drop_path = check_retinanet(cfg, name)
     else:
-        assert name.startswith('mask_rcnn_') and name[-2:] in ('1x', '3x')
-        variant, sched = name[len('mask_rcnn_'):-len('_coco_1x')], name[-2:]
-        assert cfg.default_scope == 'mmdet'
-        assert (optim.optimizer.lr, optim.optimizer.weight_decay) == (1e-4, 0.05)
-        epochs, milestones = (12, [8, 11]) if sched == '1x' else (36, [27, 33])
-        assert cfg.train_cfg.max_epochs == epochs
-        step = [s for s in cfg.param_scheduler if s.type == 'MultiStepLR'][0]
-        assert step.milestones == milestones and step.by_epoch
-        pipeline = cfg.train_dataloader.dataset.pipeline
-        types = [t.type for t in pipeline]
-        if sched == '3x':
-            choice = pipeline[types.index('RandomChoice')]
-            flat = [t for branch in choice.transforms for t in branch]
-            scales = {s[1] for t in flat if t.type == 'RandomChoiceResize' for s in t.scales
-                      if s[1] >= 480}
-            assert min(scales) == 480 and max(scales) == 800
-            assert any(t.type == 'RandomCrop' for t in flat)
-        else:
-            assert 'RandomChoice' not in types
-        assert cfg.model.type == 'MaskRCNN' and cfg.train_dataloader.dataset.type == 'ReportingCocoDataset'
-        drop_path = DET_DROP_PATH.get((variant, sched), DET_DROP_PATH.get(variant, 'unchecked'))
-    if drop_path != 'unchecked':  # not given in SPEC (CSWin/Swin-S detection): the config's choice
+        drop_path = check_rcnn(cfg, name)
+    if drop_path != 'unchecked':  # not in the official configs: the config's choice
         assert cfg.model.backbone.drop_path_rate == drop_path
+
+
+def check_upernet(cfg, name):
+    in22k = name.endswith('_640')
+    variant = re.match(r'upernet_(\w+?)(_in22k)?_ade20k', name).group(1)
+    crop, test_scale = ((640, 640), (2560, 640)) if in22k else ((512, 512), (2048, 512))
+    assert cfg.default_scope == 'mmseg'
+    optim = cfg.optim_wrapper
+    assert (optim.optimizer.lr, optim.optimizer.weight_decay) == (6e-5, 0.01)
+    warm, poly = cfg.param_scheduler
+    assert warm.type == 'LinearLR' and (warm.begin, warm.end) == (0, 1500) and not warm.by_epoch
+    assert poly.type == 'PolyLR' and poly.power == 1.0 and (poly.begin, poly.end) == (1500, 160000)
+    assert poly.eta_min == 0.0
+    assert cfg.train_cfg.max_iters == 160000
+    assert tuple(cfg.crop_size) == crop and tuple(cfg.model.data_preprocessor.size) == crop
+    train = cfg.train_dataloader.dataset
+    assert train.type == 'ADE20KDataset'
+    assert [tuple(t.crop_size) for t in train.pipeline if t.type == 'RandomCrop'] == [crop]
+    assert [tuple(t.scale) for t in train.pipeline if t.type == 'RandomResize'] == [test_scale]
+    head, aux = cfg.model.decode_head, cfg.model.auxiliary_head
+    assert head.type == 'UPerHead' and head.channels == 512 and head.num_classes == 150
+    assert aux.type == 'FCNHead' and aux.in_index == 2 and aux.loss_decode.loss_weight == 0.4
+    assert head.norm_cfg.type == aux.norm_cfg.type == 'SyncBN'
+    assert cfg.model.test_cfg.mode == 'whole'  # every official UperNet recipe
+    for pipeline in (cfg.test_pipeline, cfg.test_dataloader.dataset.pipeline):
+        resize = [t for t in pipeline if t.type == 'Resize']
+        assert len(resize) == 1 and tuple(resize[0].scale) == test_scale and resize[0].keep_ratio
+    # the published multi-scale + flip protocol: test_scale x 0.5..1.75 (mmseg 0.x), both flips
+    assert cfg.tta_model.type == 'SegTTAModel'
+    aug = cfg.tta_pipeline[1]
+    assert aug.type == 'TestTimeAug'
+    scales, flips = aug.transforms[0], aug.transforms[1]
+    assert [tuple(t.scale) for t in scales] == [(int(test_scale[0] * r), int(test_scale[1] * r))
+                                                for r in TTA_RATIOS]
+    assert all(t.keep_ratio for t in scales)
+    assert sorted(t.prob for t in flips) == [0.0, 1.0]
+    return SEG_DROP_PATH.get(variant, 'unchecked') if not in22k else 'unchecked'
+
+
+def check_rcnn(cfg, name):
+    cascade = name.startswith('cascade_')
+    variant, sched = re.match(r'(?:cascade_)?mask_rcnn_(\w+)_coco_(1x|3x)', name).groups()
+    assert cfg.default_scope == 'mmdet'
+    assert (cfg.optim_wrapper.optimizer.lr, cfg.optim_wrapper.optimizer.weight_decay) == (1e-4, 0.05)
+    mpvit = cfg.model.backbone.type == 'MPViT'  # MPViT's Detectron2 recipe, the others Swin's
+    milestones = [8, 11] if sched == '1x' else [28, 33] if mpvit else [27, 33]
+    check_schedule(cfg, sched, milestones, warmup=0.01 if mpvit else 0.001)
+    check_augmentation(cfg, sched, with_mask=True)
+    assert cfg.train_dataloader.dataset.type == 'ReportingCocoDataset'
+    assert cfg.train_dataloader.dataset.filter_cfg.filter_empty_gt is not mpvit
+    assert cfg.optim_wrapper.get('clip_grad') == (dict(max_norm=1.0, norm_type=2) if mpvit else None)
+    assert 'tta_model' not in cfg  # mmdet 3.3 has no TTA for instance segmentation
+    if not cascade:
+        assert cfg.model.type == 'MaskRCNN'
+        return DET_DROP_PATH.get((variant, sched), DET_DROP_PATH.get(variant, 'unchecked'))
+    # the official Swin Cascade Mask R-CNN: three 4conv1fc box heads, SyncBN, GIoU on decoded boxes
+    assert cfg.model.type == 'CascadeRCNN' and sched == '3x'
+    heads = cfg.model.roi_head.bbox_head
+    assert len(heads) == 3
+    for head, stds in zip(heads, ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
+                                  [0.033, 0.033, 0.067, 0.067])):
+        assert head.type == 'ConvFCBBoxHead' and (head.num_shared_convs, head.num_shared_fcs) == (4, 1)
+        assert head.fc_out_channels == 1024 and head.norm_cfg.type == 'SyncBN'
+        assert head.reg_decoded_bbox and head.loss_bbox == dict(type='GIoULoss', loss_weight=10.0)
+        assert head.bbox_coder.target_stds == stds
+    return CASCADE_DROP_PATH.get(variant, 'unchecked')
+
+
+def check_retinanet(cfg, name):
+    variant, sched = re.match(r'retinanet_(\w+)_coco_(1x|3x)', name).groups()
+    assert cfg.default_scope == 'mmdet' and cfg.model.type == 'RetinaNet'
+    # MPViT's Detectron2 recipe: gradient clipping, warm-up from 0.01, empty images kept
+    assert cfg.optim_wrapper.clip_grad == dict(max_norm=1.0, norm_type=2)
+    check_schedule(cfg, sched, [8, 11] if sched == '1x' else [28, 33], warmup=0.01)
+    check_augmentation(cfg, sched, with_mask=False)
+    assert cfg.train_dataloader.dataset.filter_cfg.filter_empty_gt is False
+    assert cfg.test_evaluator.metric == cfg.val_evaluator.metric == 'bbox'
+    assert cfg.model.backbone.out_indices == (1, 2, 3)  # C3-C5, P6/P7 from C5
+    neck = cfg.model.neck
+    assert (neck.start_level, neck.add_extra_convs, neck.num_outs) == (0, 'on_input', 5)
+    assert cfg.tta_model.type == 'DetTTAModel'
+    return DET_DROP_PATH[variant]
+
+
+def check_schedule(cfg, sched, milestones, warmup):
+    epochs = 12 if sched == '1x' else 36
+    assert cfg.train_cfg.max_epochs == epochs
+    warm, step = cfg.param_scheduler
+    assert warm.type == 'LinearLR' and warm.start_factor == warmup and warm.end == 1000
+    assert step.type == 'MultiStepLR' and step.milestones == milestones and step.by_epoch
+    assert step.end == epochs
+
+
+def check_augmentation(cfg, sched, with_mask):
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    types = [t.type for t in pipeline]
+    load = pipeline[types.index('LoadAnnotations')]
+    assert load.with_bbox and bool(load.get('with_mask', False)) == with_mask
+    if sched == '3x':
+        choice = pipeline[types.index('RandomChoice')]
+        flat = [t for branch in choice.transforms for t in branch]
+        scales = {s[1] for t in flat if t.type == 'RandomChoiceResize' for s in t.scales if s[1] >= 480}
+        assert min(scales) == 480 and max(scales) == 800
+        assert any(t.type == 'RandomCrop' and tuple(t.crop_size) == (384, 600) for t in flat)
+    else:
+        assert 'RandomChoice' not in types
 
 
 @pytest.mark.parametrize('path', TOY, ids=_name)
 def test_toy_config(path):
-    """Toy configs inherit a real config and run single-process on CPU: BN, no SyncBN."""
+    """Toy configs inherit a real config, run single-process on CPU (BN, no SyncBN) and train
+    their small arch from scratch."""
     cfg = load(path)
     text = path.read_text()
     assert "_base_ = ['../" in text, 'toy configs inherit a real config'
     assert cfg.custom_imports.imports[0] == 'mmvit_plugin'
     assert 'SyncBN' not in cfg.pretty_text
     assert cfg.model.backbone.type == 'CSWin'
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint=None)
 
 
 @contextlib.contextmanager
 def skip_weight_init():
     """Build without filling the weights (torch.nn.init.* are no-ops): these tests check the
-    structure and shapes, and random initialisation of ~100M parameters dominates the build time."""
+    structure and shapes, and random initialisation of ~100M parameters dominates the build time.
+    Any download attempt (the configs' init_cfg URLs are for training only) fails the test."""
     noop = lambda tensor, *args, **kwargs: tensor  # noqa: E731
+
+    def no_download(url, *args, **kwargs):
+        raise AssertionError(f'a config build tried to download {url}')
+
     with contextlib.ExitStack() as stack:
         for name in ('trunc_normal_', 'normal_', 'uniform_', 'kaiming_uniform_', 'kaiming_normal_',
                      'xavier_uniform_', 'xavier_normal_', 'constant_', 'zeros_', 'ones_'):
             stack.enter_context(mock.patch(f'torch.nn.init.{name}', noop))
+        stack.enter_context(mock.patch('mmvit_plugin.checkpoint.download_checkpoint', no_download))
         yield
 
 

@@ -25,14 +25,20 @@ What is counted:
   given for all modules (the papers' convention: mmcv 1.x summed ``model.parameters()``) and
   without the auxiliary head (mmseg 1.x's get_flops convention).
 * Detectors (mmdet): ``model.forward(inputs, data_samples, mode='tensor')`` after the data
-  preprocessor, as mmdet 3.x's get_flops. For two-stage detectors this includes the RPN, its NMS
-  and the RoI heads on the proposals it keeps (mask head on the first 100), so the count depends
-  on how many proposals survive; the numbers of RoIs are printed. Default input 1280 x 800
+  preprocessor, as mmdet 3.x's get_flops. For two-stage detectors the RPN head runs, and the
+  RoI heads get ``test_cfg.rpn.max_per_img`` (1000) random proposals, as in mmdet 2.x's get_flops
+  which the papers' figures come from (what NMS keeps from random weights varies, and the count
+  with it); the numbers of RoIs are printed. Mask heads count on the first 100 RoIs, as mmdet
+  2.x's get_flops (mmdet 3.x's tensor forward of Cascade Mask R-CNN runs its three mask heads on
+  every proposal; their share is scaled to 100). Default input 1280 x 800
   (H x W), mmdet 2.x's get_flops default and the size the Swin paper quotes; mmdet 3.x's tool has
   no size option and averages over 100 validation images resized to fit 1333 x 800.
 
 Ops without a MACs handle (element-wise add/mul, softmax, GELU, ...) count as zero, as in
-mmengine and fvcore; the table lists how often each ran.
+mmengine and fvcore; the table lists how often each ran. Products with the structural zeros of
+MPViT's fused kernels (block-diagonal attention, zero-padded position-encoding kernels) are left
+out and their number printed (:mod:`mmvit_plugin.analysis`): the count is the model's arithmetic,
+equal to that of the official per-head implementation.
 """
 import argparse
 import json
@@ -44,7 +50,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from train import load_config  # noqa: E402  (the one config loader of the tools)
+
 DEFAULT_SHAPES = {'mmseg': (512, 2048), 'mmdet': (1280, 800)}
+#: mmdet 2.x's get_flops (the papers' figures) ran the mask heads on the first 100 RoIs.
+MASK_ROIS = 100
 TRAIN_ONLY = ('auxiliary_head', )
 MIN_SIDE = 32  # the backbones downsample 32x; smaller inputs have empty last stages
 
@@ -73,18 +84,12 @@ def parse_shape(shape: Optional[List[int]]) -> Optional[Tuple[int, int]]:
     return (shape[0], shape[-1])
 
 
-def load_config(path: str, options: Dict[str, Any]) -> Any:
-    from mmengine.config import Config
-    if not osp.isfile(path):
-        raise SystemExit(f'error: config {path!r} not found')
-    cfg = Config.fromfile(path)  # imports custom_imports (this package's backbones)
-    if options:
-        cfg.merge_from_dict(options)
+def check_scope(cfg: Any, path: str) -> None:
+    """Exit unless the config is an mmseg segmentor or an mmdet detector."""
     scope = cfg.get('default_scope')
     if scope not in DEFAULT_SHAPES:
         raise SystemExit(f'error: {path}: default_scope is {scope!r}; expected one of '
                          f'{sorted(DEFAULT_SHAPES)} (an mmseg segmentor or mmdet detector config)')
-    return cfg
 
 
 def build_model(cfg: Any) -> nn.Module:
@@ -130,15 +135,58 @@ def detector_batch(model: nn.Module, size: Tuple[int, int]) -> Tuple[torch.Tenso
 
 
 def record_rois(model: nn.Module) -> Dict[str, int]:
-    """Numbers of RoIs the RoI heads run on (filled while the model runs; empty if none)."""
+    """Numbers of RoIs the RoI heads run on, per stage (filled while the model runs; empty if
+    none). Cascade heads are ModuleLists of one head per stage; all stages see the same RoIs."""
     rois: Dict[str, int] = {}
     roi_head = getattr(model, 'roi_head', None)
     for name in ('bbox_head', 'mask_head'):
         head = getattr(roi_head, name, None)
-        if head is not None:
-            head.register_forward_pre_hook(
+        for stage in (head if isinstance(head, nn.ModuleList) else [head] if head else []):
+            stage.register_forward_pre_hook(
                 lambda module, args, name=name: rois.__setitem__(name, int(args[0].shape[0])))
     return rois
+
+
+def fix_proposals(model: nn.Module) -> None:
+    """Two-stage detectors: the RPN head runs (and counts), then the RoI heads get as many random
+    proposals as the RPN may keep (``test_cfg.rpn.max_per_img``, 1000 in the recipes), as mmdet
+    2.x's get_flops gave them 1000: what NMS keeps from a randomly initialised RPN varies from 0
+    to 1000 with the backbone (0 for MPViT-B here), and the RoI heads' count with it."""
+    from mmengine.structures import InstanceData
+    rpn = getattr(model, 'rpn_head', None)
+    if rpn is None:
+        return
+    count = model.test_cfg['rpn']['max_per_img']
+
+    def proposals(height: int, width: int) -> InstanceData:
+        size = torch.tensor([width, height], dtype=torch.float32)
+        corner = torch.rand(count, 2) * size
+        other = torch.minimum(corner + 1 + torch.rand(count, 2) * size / 4, size)
+        return InstanceData(bboxes=torch.cat([corner, other], 1), scores=torch.ones(count),
+                            labels=torch.zeros(count, dtype=torch.long))
+
+    def predict_by_feat(cls_scores: List[torch.Tensor], bbox_preds: List[torch.Tensor], *args: Any,
+                        batch_img_metas: List[dict], **kwargs: Any) -> List[Any]:
+        # 0 x the RPN outputs keeps the RPN head in the traced graph (the tracer drops what no
+        # output depends on); sums and products have no MACs handle, so nothing is added
+        anchor = 0 * sum(t.sum() for t in list(cls_scores) + list(bbox_preds))
+        results = [proposals(*meta['img_shape'][:2]) for meta in batch_img_metas]
+        for result in results:
+            result.bboxes = result.bboxes + anchor
+        return results
+
+    rpn.predict_by_feat = predict_by_feat
+
+
+def mask_head_excess(report: Any, rois: Dict[str, int]) -> int:
+    """MACs of the mask heads beyond the first :data:`MASK_ROIS` RoIs. mmdet 3.x's tensor forward
+    of Cascade Mask R-CNN runs its three mask heads on every proposal; mmdet 2.x's get_flops, which
+    the papers' figures come from, on the first 100 (as 3.x's Mask R-CNN still does). A mask head
+    works on each RoI alone, so its count scales with their number."""
+    seen = rois.get('mask_head', 0)
+    if seen <= MASK_ROIS:
+        return 0
+    return report.by_module.get('roi_head.mask_head', 0) * (seen - MASK_ROIS) // seen
 
 
 def measure(cfg: Any, size: Tuple[int, int]) -> Dict[str, Any]:
@@ -149,23 +197,27 @@ def measure(cfg: Any, size: Tuple[int, int]) -> Dict[str, Any]:
     scope = cfg.default_scope
     inputs, forward = (segmentor_batch if scope == 'mmseg' else detector_batch)(model, size)
     rois = record_rois(model)
+    fix_proposals(model)
     model.forward = forward  # FlopAnalyzer traces model(inputs); submodules keep their names
     with torch.no_grad():
         report = analyze_flops(model, (inputs, ))
+    excess = mask_head_excess(report, rois)
     modules = {}
     for name, child in model.named_children():
         params = count_params(child)
-        if report.by_child[name] or params:
-            modules[name] = dict(macs=report.by_child[name], params=params,
-                                 in_total=name not in TRAIN_ONLY)
-    excluded = sum(m['macs'] for m in modules.values() if not m['in_total'])
+        macs = report.by_child[name] - (excess if name == 'roi_head' else 0)
+        if macs or params:
+            modules[name] = dict(macs=macs, params=params, in_total=name not in TRAIN_ONLY)
+    excluded = sum(m['macs'] for m in modules.values() if not m['in_total']) + excess
     params = count_params(model)
     return dict(
         config=cfg.filename, scope=scope, model=type(model).__name__,
         input_shape=list(inputs.shape), macs=report.total - excluded, params=params,
         inference_params=params - sum(m['params'] for m in modules.values() if not m['in_total']),
-        other_macs=report.total - sum(m['macs'] for m in modules.values()),
-        modules=modules, rois=rois, uncounted_ops=report.uncounted, torch=torch.__version__)
+        other_macs=report.total - excess - sum(m['macs'] for m in modules.values()),
+        modules=modules, rois=rois, mask_rois_counted=min(rois.get('mask_head', 0), MASK_ROIS),
+        structural_zeros=report.structural_zeros, uncounted_ops=report.uncounted,
+        torch=torch.__version__)
 
 
 def format_report(result: Dict[str, Any]) -> str:
@@ -190,6 +242,12 @@ def format_report(result: Dict[str, Any]) -> str:
                      f'{result["inference_params"] / m:.2f} M params (mmseg 1.x get_flops).')
     if result['rois']:
         lines.append('RoIs: ' + ', '.join(f'{k} {v}' for k, v in result['rois'].items()))
+        if result['rois'].get('mask_head', 0) > result['mask_rois_counted']:
+            lines.append(f'Mask heads counted on the first {result["mask_rois_counted"]} RoIs, as '
+                         'mmdet 2.x\'s get_flops and the papers (mmdet 3.x runs them on all).')
+    if result['structural_zeros']:
+        lines.append(f'Left out: {result["structural_zeros"] / g:.2f} GMACs with structural zeros of '
+                     'fused kernels (MPViT: block-diagonal attention, zero-padded CRPE kernels).')
     if result['uncounted_ops']:
         ops = Counter(result['uncounted_ops']).most_common()
         lines.append('Counted as 0 (no MACs handle): '
@@ -201,6 +259,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     size = parse_shape(args.shape)
     cfg = load_config(args.config, args.cfg_options)
+    check_scope(cfg, args.config)
     result = measure(cfg, size or DEFAULT_SHAPES[cfg.default_scope])
     print(format_report(result), flush=True)
     if args.json:

@@ -9,6 +9,8 @@ Examples::
     python tools/infer.py demo.jpg configs/upernet_cswin_t_ade20k.py ckpt.pth --out-dir vis
     python tools/infer.py data/toy_coco/val2017 configs/toy/mask_rcnn_cswin_toy.py ckpt.pth \\
         --out-dir vis --score-thr 0.5
+
+CKPT is a local path or any URI mmengine reads (https://, s3://, ...), loaded weights-only.
 """
 import argparse
 import os
@@ -16,7 +18,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import _dict_action, check_channels  # noqa: E402
+from train import _dict_action, check_channels, checkpoint_uri, load_config  # noqa: E402
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -25,7 +27,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Draw predicted masks/boxes over images')
     parser.add_argument('input', help='an image file or a folder of images')
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='a whole-model checkpoint: a path, or any URI '
+                        'load_from takes (https://, s3://, ...)')
     parser.add_argument('--out-dir', default='infer_out', help='where the pictures go')
     parser.add_argument('--device', default=None, help="e.g. 'cpu', 'cuda:0' (default: cuda if any)")
     parser.add_argument('--score-thr', type=float, default=0.3, help='detection: lowest score drawn')
@@ -52,13 +55,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import mmcv
     import torch
-    from mmengine.config import Config
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if not osp.isfile(args.checkpoint):
-        raise SystemExit(f'error: checkpoint {args.checkpoint!r} not found')
+    cfg = load_config(args.config, args.cfg_options)
+    checkpoint = checkpoint_uri(args.checkpoint, 'checkpoint')
     device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
     scope = cfg.get('default_scope', 'mmseg')
     images = list_images(args.input)
@@ -69,14 +68,14 @@ def main(argv=None) -> int:
     if scope == 'mmseg':
         from mmseg.apis import inference_model, init_model
         from mmseg.visualization import SegLocalVisualizer
-        model = init_model(cfg, args.checkpoint, device=device)
+        model = init_model(cfg, checkpoint, device=device)
         visualizer = SegLocalVisualizer(name='mmvit_infer', alpha=args.opacity)
         predict = lambda img: inference_model(model, img)  # noqa: E731
         draw_kwargs = dict(with_labels=True)
     elif scope == 'mmdet':
         from mmdet.apis import inference_detector, init_detector
         from mmdet.visualization import DetLocalVisualizer
-        model = init_detector(cfg, args.checkpoint, device=device)
+        model = init_detector(cfg, checkpoint, device=device)
         visualizer = DetLocalVisualizer(name='mmvit_infer')
         predict = lambda img: inference_detector(model, img)  # noqa: E731
         draw_kwargs = dict(pred_score_thr=args.score_thr)

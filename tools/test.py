@@ -3,12 +3,24 @@
 
 Prints the metrics the config's test evaluator computes (mIoU/mAcc/aAcc for mmseg's IoUMetric,
 box and mask AP for mmdet's CocoMetric) and can save pictures of the predictions next to the
-ground truth (``--show-dir``).
+ground truth (``--show-dir``). The options mean what they mean in the config's toolkit:
+
+* ``--out``: mmseg configs: a directory for the predicted label maps (one PNG per image, ADE20K
+  label values, as mmseg's test.py); mmdet configs: a ``.pkl`` file of the predictions
+  (mmdet's ``DumpDetResults``, for offline evaluation).
+* ``--tta``: the config's ``tta_model`` and ``tta_pipeline``: for the UperNet configs the
+  published multi-scale (0.5-1.75) + flip protocol; for the RetinaNet configs mmdet's RetinaNet
+  TTA. mmdet 3.3 has no TTA for instance segmentation, so the Mask R-CNN configs have none.
+* ``--metrics-out FILE``: also write the metrics as JSON (this tool's own option).
+
+CKPT is a local path or any URI mmengine reads (https://, s3://, ...), loaded weights-only.
 
 Examples::
 
     python tools/test.py configs/upernet_cswin_t_ade20k.py work_dirs/x/iter_160000.pth
-    python tools/test.py CONFIG CKPT --show-dir vis --out metrics.json
+    python tools/test.py configs/upernet_cswin_t_ade20k.py CKPT --tta --metrics-out ms_flip.json
+    python tools/test.py configs/mask_rcnn_swin_t_coco_1x.py CKPT --out results.pkl
+    python tools/test.py CONFIG CKPT --show-dir vis
     tools/dist_test.sh CONFIG CKPT 8
 """
 import argparse
@@ -18,16 +30,27 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import _dict_action, build_runner, load_config, require_cuda_for_amp  # noqa: E402
+from train import (_dict_action, build_runner, checkpoint_uri, load_config,  # noqa: E402
+                   require_cuda_for_amp)
+
+#: What ``--out`` writes, per toolkit (the config's default_scope), as in its own test.py.
+OUT_HELP = {'mmseg': 'a directory for the predicted label maps (PNG)',
+            'mmdet': 'a .pkl file of the predictions'}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (evaluate) a segmentor or detector')
     parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file (a whole-model mmengine checkpoint)')
-    parser.add_argument('--work-dir', help='where the evaluation log goes '
+    parser.add_argument('checkpoint', help='a whole-model mmengine checkpoint: a path, or any URI '
+                        'load_from takes (https://, s3://, ...)')
+    parser.add_argument('--work-dir', help='where the evaluation log and metrics go '
                         '(default: ./work_dirs/<config name>)')
-    parser.add_argument('--out', help='also write the metrics to this JSON file')
+    parser.add_argument('--out', help='save the predictions, as the config\'s toolkit does: '
+                        'mmseg: a directory of label-map PNGs; mmdet: a .pkl file')
+    parser.add_argument('--metrics-out', metavar='FILE', help='also write the metrics to this '
+                        'JSON file')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation with the '
+                        'config\'s tta_model and tta_pipeline (UperNet: multi-scale + flip)')
     parser.add_argument('--show-dir', help='save pictures of ground truth | prediction here')
     parser.add_argument('--show-interval', type=int, default=1,
                         help='with --show-dir/--show: draw every N-th test image (default: all)')
@@ -66,6 +89,33 @@ def enable_visualization(cfg, args) -> None:
             cfg.visualizer['vis_backends'] = [dict(type='LocalVisBackend')]
 
 
+def enable_tta(cfg, config: str) -> None:
+    """Test through the config's ``tta_model`` on ``tta_pipeline`` (as mmseg's and mmdet's test.py,
+    but a config without them is an error, not a silent default)."""
+    missing = [key for key in ('tta_model', 'tta_pipeline') if key not in cfg]
+    if missing:
+        why = (' (mmdet 3.3\'s DetTTAModel merges boxes only: instance segmentation has no TTA; '
+               'the RetinaNet configs have one)' if cfg.get('default_scope') == 'mmdet' else '')
+        raise SystemExit(f'error: --tta: {config} defines no {" / ".join(missing)}{why}')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.model = dict(cfg.tta_model, module=cfg.model)
+
+
+def save_predictions(cfg, out: str) -> None:
+    """``--out`` for mmseg configs: IoUMetric writes each predicted label map into ``out``."""
+    evaluator = cfg.test_evaluator
+    if not isinstance(evaluator, dict) or evaluator.get('type') != 'IoUMetric':
+        raise SystemExit('error: --out for an mmseg config needs test_evaluator = '
+                         f'dict(type=\'IoUMetric\', ...); this config has {evaluator!r}')
+    evaluator['output_dir'] = osp.abspath(out)
+
+
+def dump_detections(runner, out: str) -> None:
+    """``--out`` for mmdet configs: mmdet's DumpDetResults pickles the predictions to ``out``."""
+    from mmdet.evaluation import DumpDetResults
+    runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
+
+
 def plain(value):
     """numpy scalars/arrays (mmseg's IoUMetric returns them) as Python numbers/lists."""
     if hasattr(value, 'tolist'):
@@ -77,25 +127,37 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.amp:
         require_cuda_for_amp()
-    cfg = load_config(args)
-    if not osp.isfile(args.checkpoint):
-        raise SystemExit(f'error: checkpoint {args.checkpoint!r} not found')
-    cfg.load_from = args.checkpoint
+    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    scope = cfg.get('default_scope')
+    if args.out and scope not in OUT_HELP:
+        raise SystemExit(f'error: --out: default_scope {scope!r}; only mmseg and mmdet configs')
+    if args.out and scope == 'mmdet' and not args.out.endswith(('.pkl', '.pickle')):
+        raise SystemExit(f'error: --out {args.out}: for an mmdet config --out is {OUT_HELP[scope]} '
+                         '(name ending in .pkl); --metrics-out FILE writes the metrics as JSON')
+    cfg.load_from = checkpoint_uri(args.checkpoint, 'checkpoint')
     cfg.resume = False
     if args.amp:
         cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
+    if args.tta:
+        enable_tta(cfg, args.config)
+    if args.out and scope == 'mmseg':
+        save_predictions(cfg, args.out)
 
     runner = build_runner(cfg)
+    if args.out and scope == 'mmdet':
+        dump_detections(runner, args.out)
     metrics = {k: plain(v) for k, v in runner.test().items()}
     if runner.rank == 0:
         shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
         print('metrics: ' + json.dumps(shown, default=str), flush=True)
-        if args.out:
-            os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-            with open(args.out, 'w') as f:
+        if args.metrics_out:
+            os.makedirs(osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)
+            with open(args.metrics_out, 'w') as f:
                 json.dump(metrics, f, indent=2, default=str)
+        if args.out:
+            print(f'predictions ({OUT_HELP[scope]}) in {osp.abspath(args.out)}', flush=True)
         if args.show_dir:
             print(f'pictures (ground truth | prediction) in {osp.abspath(args.show_dir)}', flush=True)
     return 0

@@ -1,42 +1,4 @@
-# Mask R-CNN + FPN on COCO, 1x schedule (shared by every configs/mask_rcnn_*_coco_1x.py).
-#
-# Recipe (SPEC "Published dense-prediction results"): 16 images per iteration = 8 GPUs x 2 images
-# (train_dataloader.batch_size is per GPU); AdamW lr 1e-4, betas (0.9, 0.999), weight decay 0.05,
-# no decay on norms, relative position bias tables, absolute position embeddings and cls tokens;
-# 12 epochs, lr x0.1 after epochs 8 and 11, linear warm-up over the first 1000 iterations;
-# single-scale training at (1333, 800), test at (1333, 800).
-# Leaf configs set the backbone (type, arch, drop path) and the neck in_channels.
-_base_ = [
-    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
-    'mmdet::_base_/datasets/coco_instance.py',
-    'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py',  # default_scope = 'mmdet'
-    './vit_common.py',
-]
-# The COCO dataset class that logs the images filter_cfg leaves out.
-custom_imports = dict(imports=['mmvit_plugin', 'mmvit_plugin.datasets'], allow_failed_imports=False)
-
-num_gpus = 8  # documentation of the recipe: total batch = num_gpus x train_dataloader.batch_size
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg={{_base_.vit_paramwise_cfg}})
-max_epochs = 12
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[8, 11],
-         gamma=0.1),
-]
-train_dataloader = dict(
-    batch_size=2,  # per GPU; x 8 GPUs = 16 images per iteration
-    # mmdet's CocoDataset, logging the images that filter_cfg (no annotations, too small) leaves out
-    dataset=dict(type='ReportingCocoDataset'))
-# The learning rate above is for 16 images; `--cfg-options auto_scale_lr.enable=True` rescales it.
-auto_scale_lr = dict(enable=False, base_batch_size=16)
-
-# Official ImageNet weights for the backbone: leaf configs put them in the backbone's init_cfg
-# when `pretrained` is set; `load_from` takes a whole-model (Mask R-CNN) checkpoint instead.
-load_from = None
+# Mask R-CNN + FPN on COCO, 1x (shared by every configs/mask_rcnn_*_coco_1x.py): mmdet's Mask R-CNN
+# with the recipe of coco_1x.py. Leaf configs set the backbone (type, arch, drop path, official
+# weights) and the neck in_channels.
+_base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py', './coco_1x.py']

@@ -1,12 +1,14 @@
-# What every config here shares (a base of upernet_ade20k_160k.py and mask_rcnn_coco_1x.py).
+# What every config here shares (a base of upernet_ade20k_160k.py, coco_1x.py and their children).
 custom_imports = dict(imports=['mmvit_plugin'], allow_failed_imports=False)
 # --resume continues with the interrupted run's torch random state (drop path, dropout).
 custom_hooks = [dict(type='RandomStateHook')]
 
-# The papers' AdamW parameter-wise rules: no weight decay on norms, relative position bias tables,
-# absolute position embeddings and cls tokens. Keys match as substrings of parameter names; norm
-# layers whose names lack "norm" (a stem LayerNorm inside a Sequential, BatchNorms) are caught by
-# norm_decay_mult. Used as paramwise_cfg={{_base_.vit_paramwise_cfg}}.
+# The package's one list of parameters without weight decay (the papers' AdamW rules): norms,
+# relative position bias tables, absolute position embeddings and cls tokens. Keys match as
+# substrings of parameter names; norm layers whose names lack "norm" (a stem LayerNorm inside a
+# Sequential, BatchNorms) are caught by norm_decay_mult. Used as
+# paramwise_cfg={{_base_.vit_paramwise_cfg}}; ViTLayerDecayOptimWrapperConstructor reads the same
+# custom_keys (a config switching to it keeps them: paramwise_cfg=dict(layer_decay_rate=0.9)).
 vit_paramwise_cfg = dict(
     norm_decay_mult=0.,
     custom_keys={

@@ -2,7 +2,7 @@
 # few minutes on 2 CPU cores. Inherits the real 1x recipe and overrides only what the toy scale
 # needs: data root and classes, 128-pixel images, a small CSWin (same code, fewer/narrower
 # blocks), narrow FPN/heads and fewer sampled RoIs, a short schedule with a larger learning rate
-# (no ImageNet weights), single-process data loading.
+# (no ImageNet weights: init_cfg.checkpoint=None), single-process data loading.
 #
 #   python tools/make_toy_data.py --kind coco --out data/toy_coco
 #   python tools/train.py configs/toy/mask_rcnn_cswin_toy.py --work-dir work_dirs/toy_det
@@ -20,7 +20,8 @@ width = 64  # FPN / head channels
 model = dict(
     backbone=dict(
         arch=dict(_delete_=True, embed_dims=32, depths=(1, 1, 1, 1), num_heads=(2, 2, 4, 8)),
-        drop_path_rate=0.1),
+        drop_path_rate=0.1,
+        init_cfg=dict(checkpoint=None)),  # from scratch: no weights exist for this small arch
     neck=dict(in_channels=[32, 64, 128, 256], out_channels=width),
     rpn_head=dict(in_channels=width, feat_channels=width),
     roi_head=dict(

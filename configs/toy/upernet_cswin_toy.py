@@ -2,7 +2,8 @@
 # minutes on 2 CPU cores. Inherits the real recipe and overrides only what the toy scale needs:
 # data root and classes, crop 128, a small CSWin (same code, fewer/narrower blocks), narrow heads,
 # BN instead of SyncBN (single CPU process), a short schedule with a larger learning rate (no
-# ImageNet weights), single-process data loading.
+# ImageNet weights: init_cfg.checkpoint=None), single-process data loading, and the multi-scale +
+# flip test (--tta) at the toy scale.
 #
 #   python tools/make_toy_data.py --kind ade --out data/toy_ade
 #   python tools/train.py configs/toy/upernet_cswin_toy.py --work-dir work_dirs/toy_seg
@@ -20,7 +21,8 @@ model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
         arch=dict(_delete_=True, embed_dims=32, depths=(1, 1, 1, 1), num_heads=(2, 2, 4, 8)),
-        drop_path_rate=0.1),
+        drop_path_rate=0.1,
+        init_cfg=dict(checkpoint=None)),  # from scratch: no weights exist for this small arch
     decode_head=dict(in_channels=[32, 64, 128, 256], channels=64, num_classes=len(classes),
                      norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=128, channels=32, num_classes=len(classes), norm_cfg=norm_cfg))
@@ -45,6 +47,20 @@ test_pipeline = [
     dict(type='Resize', scale=(128, 128), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs'),
+]
+# The published protocol (ratios 0.5..1.75 of the test scale, and flips) at the toy test scale.
+tta_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='TestTimeAug',
+         transforms=[
+             [dict(type='Resize', scale=(int(128 * r), int(128 * r)), keep_ratio=True)
+              for r in tta_ratios],
+             [dict(type='RandomFlip', prob=0., direction='horizontal'),
+              dict(type='RandomFlip', prob=1., direction='horizontal')],
+             [dict(type='LoadAnnotations', reduce_zero_label=True)],
+             [dict(type='PackSegInputs')],
+         ]),
 ]
 train_dataloader = dict(
     batch_size=8, num_workers=1, persistent_workers=True,

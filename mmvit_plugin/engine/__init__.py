@@ -1,9 +1,9 @@
 from .checkpoint_io import AtomicLocalBackend, install as _install_checkpoint_io, load_local_checkpoint
 from .distributed import setup_cpu_distributed
 from .hooks import RandomStateHook
-from .optim import DEFAULT_NO_DECAY_KEYS, ViTLayerDecayOptimWrapperConstructor
+from .optim import ViTLayerDecayOptimWrapperConstructor
 
 _install_checkpoint_io()
 
-__all__ = ['AtomicLocalBackend', 'load_local_checkpoint', 'DEFAULT_NO_DECAY_KEYS',
-           'ViTLayerDecayOptimWrapperConstructor', 'RandomStateHook', 'setup_cpu_distributed']
+__all__ = ['AtomicLocalBackend', 'load_local_checkpoint', 'ViTLayerDecayOptimWrapperConstructor',
+           'RandomStateHook', 'setup_cpu_distributed']

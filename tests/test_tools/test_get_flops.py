@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -20,7 +21,8 @@ TOOL = REPO / 'tools' / 'get_flops.py'
 SEG_CFG = REPO / 'configs' / 'toy' / 'upernet_cswin_toy.py'
 DET_CFG = REPO / 'configs' / 'toy' / 'mask_rcnn_cswin_toy.py'
 KEYS = {'config', 'scope', 'model', 'input_shape', 'macs', 'params', 'inference_params',
-        'other_macs', 'modules', 'rois', 'uncounted_ops', 'torch'}
+        'other_macs', 'modules', 'rois', 'mask_rois_counted', 'structural_zeros', 'uncounted_ops',
+        'torch'}
 
 
 def load_tool():
@@ -101,8 +103,9 @@ def test_detector_counts_rpn_and_roi_heads(tmp_path):
     assert all(m['in_total'] and m['macs'] > 0 for m in modules.values())
     assert result['macs'] == sum(m['macs'] for m in modules.values()) + result['other_macs']
     assert result['params'] == result['inference_params']
-    assert 0 < result['rois']['bbox_head'] and result['rois']['mask_head'] == min(
-        100, result['rois']['bbox_head'])
+    # the RoI heads run on test_cfg.rpn.max_per_img (300 in the toy config) proposals, whatever
+    # the random-weight RPN's NMS keeps, and the mask head on the first 100 (mmdet 2.x's get_flops)
+    assert result['rois'] == dict(bbox_head=300, mask_head=100)
     assert 'RoIAlignFunction' in ' '.join(result['uncounted_ops'])  # no MACs: listed, not hidden
     assert f'RoIs: bbox_head {result["rois"]["bbox_head"]}, mask_head' in table
 
@@ -130,3 +133,30 @@ def test_missing_config_exits_non_zero(tmp_path):
     proc = subprocess.run([sys.executable, str(TOOL), str(tmp_path / 'nope.py')],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and 'nope.py' in proc.stderr and 'not found' in proc.stderr
+
+
+def test_cascade_mask_heads_count_on_the_first_100_rois(tmp_path):
+    """Cascade Mask R-CNN (a small Swin, few proposals): RoIs of the ModuleList heads are recorded,
+    and the three mask heads count on 100 of them, as mmdet 2.x's get_flops (the papers)."""
+    config = tmp_path / 'small_cascade.py'
+    config.write_text(
+        f"_base_ = ['{REPO / 'configs' / 'cascade_mask_rcnn_swin_t_coco_3x.py'}']\n"
+        "model = dict(\n"
+        "    backbone=dict(arch=dict(_delete_=True, embed_dims=16, depths=(1, 1, 1, 1),\n"
+        "                            num_heads=(1, 1, 1, 1))),\n"
+        "    neck=dict(in_channels=[16, 32, 64, 128]),\n"
+        "    test_cfg=dict(rpn=dict(max_per_img=150)))\n")
+    result, table = run_tool(tmp_path, config, '--shape', 64, 96)
+    assert result['model'] == 'CascadeRCNN'
+    rois = result['rois']
+    assert rois == dict(bbox_head=150, mask_head=150)  # 3.x: the mask heads see every proposal
+    assert result['mask_rois_counted'] == 100
+    assert 'Mask heads counted on the first 100 RoIs' in table
+    assert result['macs'] == sum(m['macs'] for m in result['modules'].values()) + result['other_macs']
+
+
+def test_mask_head_excess():
+    report = SimpleNamespace(by_module={'roi_head.mask_head': 3000})
+    assert get_flops.mask_head_excess(report, {'mask_head': 300}) == 2000
+    assert get_flops.mask_head_excess(report, {'mask_head': 100}) == 0
+    assert get_flops.mask_head_excess(report, {}) == 0

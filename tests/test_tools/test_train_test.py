@@ -1,21 +1,27 @@
 """tools/train.py, tools/test.py and tools/infer.py end to end (subprocesses) on tiny toy data:
-a few iterations of the toy UperNet and Mask R-CNN configs, then a metric and a checkpoint."""
+a few iterations of the toy UperNet and Mask R-CNN configs, then a metric and a checkpoint; the
+options as mmseg/mmdet users type them (--out, --tta, --auto-scale-lr, checkpoints by URL)."""
+import importlib.util
 import json
 import os
+import pickle
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / 'tools'
 SEG_CFG = REPO / 'configs' / 'toy' / 'upernet_cswin_toy.py'
 DET_CFG = REPO / 'configs' / 'toy' / 'mask_rcnn_cswin_toy.py'
-
 
 
 def run(*args, check=True):
@@ -57,7 +63,7 @@ def det_options(data, epochs=1):
             'default_hooks.logger.interval=1']
 
 
-def test_segmentation_train_resume_test_infer(data, tmp_path):
+def test_segmentation_train_resume_test_infer(data, tmp_path, loopback_server, hub_dir):
     work = tmp_path / 'seg'
     res = run(TOOLS / 'train.py', SEG_CFG, '--work-dir', work, *seg_options(data, 4))
     assert (work / 'iter_2.pth').is_file() and (work / 'iter_4.pth').is_file()
@@ -69,15 +75,37 @@ def test_segmentation_train_resume_test_infer(data, tmp_path):
     assert 'resumed' in log.lower() and 'iter_4.pth' in log
     assert (work / 'iter_6.pth').is_file()
 
-    out = tmp_path / 'seg_metrics.json'
-    res = run(TOOLS / 'test.py', SEG_CFG, work / 'iter_6.pth', '--work-dir', tmp_path / 'seg_test',
-              '--out', out, '--show-dir', tmp_path / 'seg_vis', *seg_options(data, 6))
-    metrics = json.loads(out.read_text())
+    ckpt = work / 'iter_6.pth'
+    metrics_file, preds = tmp_path / 'seg_metrics.json', tmp_path / 'seg_preds'
+    res = run(TOOLS / 'test.py', SEG_CFG, ckpt, '--work-dir', tmp_path / 'seg_test',
+              '--metrics-out', metrics_file, '--out', preds, '--show-dir', tmp_path / 'seg_vis',
+              *seg_options(data, 6))
+    metrics = json.loads(metrics_file.read_text())
     assert 0 <= metrics['mIoU'] <= 100 and 'mIoU' in res.stdout
     assert len(list((tmp_path / 'seg_vis').rglob('*.png'))) == 3
+    # --out as in mmseg: one label map per image, ADE20K label values (0 = unlabelled, 1..5)
+    maps = sorted(preds.glob('*.png'))
+    assert [p.stem for p in maps] == sorted(p.stem for p in (data / 'ade' / 'images' / 'validation').iterdir())
+    labels = np.unique(np.concatenate([np.asarray(Image.open(p)).ravel() for p in maps]))
+    assert labels.min() >= 1 and labels.max() <= 5
+
+    # the checkpoint by URL (loopback; downloads go to hub_dir): the same metrics as from the file
+    shutil.copy(ckpt, loopback_server.root / 'seg.pth')
+    url_metrics = tmp_path / 'url_metrics.json'
+    run(TOOLS / 'test.py', SEG_CFG, loopback_server.url('seg.pth'), '--work-dir',
+        tmp_path / 'url_test', '--metrics-out', url_metrics, *seg_options(data, 6))
+    assert json.loads(url_metrics.read_text()) == metrics
+
+    # --tta: the multi-scale (0.5..1.75 of the test scale) + flip protocol through SegTTAModel
+    tta_file = tmp_path / 'tta_metrics.json'
+    res = run(TOOLS / 'test.py', SEG_CFG, ckpt, '--tta', '--work-dir', tmp_path / 'tta_test',
+              '--metrics-out', tmp_path / 'tta_metrics.json', *seg_options(data, 6))
+    tta = json.loads(tta_file.read_text())
+    assert 'SegTTAModel' in res.stdout + res.stderr
+    assert 0 <= tta['mIoU'] <= 100 and (tta['mIoU'], tta['aAcc']) != (metrics['mIoU'], metrics['aAcc'])
 
     res = run(TOOLS / 'infer.py', data / 'ade' / 'images' / 'validation', SEG_CFG,
-              work / 'iter_6.pth', '--out-dir', tmp_path / 'seg_infer', '--limit', '2')
+              ckpt, '--out-dir', tmp_path / 'seg_infer', '--limit', '2')
     assert len(list((tmp_path / 'seg_infer').glob('*.png'))) == 2
 
 
@@ -133,7 +161,8 @@ def test_two_process_cpu_training_writes_from_rank_0_only(data, tmp_path):
 
     out = tmp_path / 'metrics.json'
     res = subprocess.run(['bash', TOOLS / 'dist_test.sh', SEG_CFG, work / 'iter_4.pth', '2',
-                          '--work-dir', tmp_path / 'dist_test', '--out', out, *seg_options(data, 4)],
+                          '--work-dir', tmp_path / 'dist_test', '--metrics-out', out,
+                          *seg_options(data, 4)],
                          cwd=REPO, env=env, capture_output=True, text=True)
     assert res.returncode == 0, (res.stdout + res.stderr)[-6000:]
     assert res.stdout.count('metrics: ') == 1  # printed by rank 0 only
@@ -142,23 +171,42 @@ def test_two_process_cpu_training_writes_from_rank_0_only(data, tmp_path):
 
 def test_detection_train_test_infer(data, tmp_path):
     work = tmp_path / 'det'
-    run(TOOLS / 'train.py', DET_CFG, '--work-dir', work, *det_options(data))
+    res = run(TOOLS / 'train.py', DET_CFG, '--work-dir', work, '--auto-scale-lr', *det_options(data))
+    # the recipe's lr is for 16 images; this run has 1 process x 2 images
+    assert 'Scaling the original LR by 0.125' in res.stdout + res.stderr
     ckpt = work / 'epoch_1.pth'
     assert ckpt.is_file()
 
-    out = tmp_path / 'det_metrics.json'
-    res = run(TOOLS / 'test.py', DET_CFG, ckpt, '--work-dir', tmp_path / 'det_test', '--out', out,
-              '--show-dir', tmp_path / 'det_vis', *det_options(data))
-    metrics = json.loads(out.read_text())
+    metrics_file, preds = tmp_path / 'det_metrics.json', tmp_path / 'det_preds.pkl'
+    res = run(TOOLS / 'test.py', DET_CFG, ckpt, '--work-dir', tmp_path / 'det_test',
+              '--metrics-out', metrics_file, '--out', preds, '--show-dir', tmp_path / 'det_vis',
+              *det_options(data))
+    metrics = json.loads(metrics_file.read_text())
     for key in ('coco/bbox_mAP', 'coco/segm_mAP'):
         assert -1 <= metrics[key] <= 1, key  # -1: no detections at all after 3 iterations
     assert 'bbox_mAP' in res.stdout
     assert len(list((tmp_path / 'det_vis').rglob('*.jpg')) +
                list((tmp_path / 'det_vis').rglob('*.png'))) == 3
+    # --out as in mmdet: the predictions of every test image, pickled (DumpDetResults)
+    with open(preds, 'rb') as f:
+        results = pickle.load(f)
+    assert len(results) == 3 and all('pred_instances' in r and 'img_id' in r for r in results)
 
     run(TOOLS / 'infer.py', data / 'coco' / 'val2017' / '000001000001.jpg', DET_CFG, ckpt,
         '--out-dir', tmp_path / 'det_infer', '--score-thr', '0')
     assert (tmp_path / 'det_infer' / '000001000001.png').is_file()
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--out', 'metrics.json'], 'for an mmdet config --out is a .pkl file of the predictions'),
+    (['--tta'], "defines no tta_model / tta_pipeline (mmdet 3.3's DetTTAModel merges boxes only"),
+])
+def test_detection_test_options_that_do_not_apply(args, message, tmp_path):
+    ckpt = tmp_path / 'any.pth'
+    ckpt.write_bytes(b'not read: the options are checked first')
+    res = run(TOOLS / 'test.py', DET_CFG, ckpt, *args, check=False)
+    assert res.returncode != 0 and 'Traceback' not in res.stderr
+    assert message in res.stderr
 
 
 @pytest.mark.parametrize('tool', ['train.py', 'test.py'])
@@ -180,7 +228,39 @@ def test_channel_mismatch_is_a_clear_error(data, tmp_path):
             and 'set in_channels=[32, 64, 128, 256]' in res.stderr)
 
 
-def test_resume_missing_file(tmp_path):
-    res = run(TOOLS / 'train.py', SEG_CFG, '--work-dir', tmp_path, '--resume',
-              tmp_path / 'missing.pth', check=False)
-    assert res.returncode != 0 and 'no such checkpoint' in res.stderr
+@pytest.mark.parametrize('tool', ['train.py', 'test.py', 'infer.py'])
+def test_missing_local_checkpoint(tool, tmp_path):
+    missing = tmp_path / 'missing.pth'
+    args = {'train.py': [SEG_CFG, '--work-dir', tmp_path, '--resume', missing],
+            'test.py': [SEG_CFG, missing], 'infer.py': [tmp_path, SEG_CFG, missing]}[tool]
+    res = run(TOOLS / tool, *args, check=False)
+    assert res.returncode != 0 and 'Traceback' not in res.stderr
+    assert f'{missing}: no such checkpoint file' in res.stderr
+
+
+def test_checkpoint_uris_pass_through():
+    """train.py --resume, test.py and infer.py CKPT: a URI goes to mmengine's CheckpointLoader as
+    given; a local path is checked (and ~ expanded)."""
+    train = load_tool('train')
+    for uri in ('https://host/x.pth', 'http://127.0.0.1:8000/x.pth', 's3://bucket/x.pth',
+                'open-mmlab://resnet50_v1c'):
+        assert train.checkpoint_uri(uri, '--resume') == uri
+    with pytest.raises(SystemExit, match='--resume nope.pth: no such checkpoint file'):
+        train.checkpoint_uri('nope.pth', '--resume')
+
+
+def test_auto_scale_lr_needs_the_config_entry():
+    from mmengine.config import Config
+    train = load_tool('train')
+    cfg = Config(dict(auto_scale_lr=dict(enable=False, base_batch_size=16)))
+    train.enable_auto_scale_lr(cfg)
+    assert cfg.auto_scale_lr.enable is True
+    with pytest.raises(SystemExit, match='--auto-scale-lr needs auto_scale_lr = dict'):
+        train.enable_auto_scale_lr(Config(dict()))
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(f'tool_{name}', TOOLS / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
