@@ -1,14 +1,20 @@
-"""Pieces shared by the backbones: padding, window/stripe partition, head splitting, conv embeddings.
+"""Pieces shared by the backbones: padding, window/stripe partition, head splitting, layout moves,
+conv embeddings and the MLP.
 
 Token maps are kept channels-last, ``(B, H, W, C)``, between blocks: that is what LayerNorm and the
 Linear layers want, and window/stripe partition is then a pure reshape.
+
+Everything here also traces with symbolic sizes (``torch.compile(dynamic=True)``, ONNX export with
+dynamic height and width): no Python branch depends on a size that is symbolic while tracing.
 """
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp  # noqa: F401  (re-exported: the one DropPath/Mlp we use)
+from timm.layers import DropPath  # noqa: F401  (re-exported: the one DropPath we use)
+from timm.layers import Mlp as _TimmMlp
+from torch.utils.checkpoint import checkpoint
 
 Pads = Tuple[int, int, int, int]  # top, bottom, left, right
 
@@ -24,38 +30,54 @@ class QuickGELU(nn.Module):
         return quick_gelu(x)
 
 
-def pad_to_multiple(x: torch.Tensor,
-                    multiple: Tuple[int, int],
-                    centred: bool = False) -> Tuple[torch.Tensor, Pads]:
-    """Zero-pad a channels-last map ``(B, H, W, C)`` so H and W are multiples of ``multiple``.
+def _is_concrete(*sizes) -> bool:
+    """Whether all sizes are plain ints (eager mode or a static trace), so that branching on
+    them is free; symbolic sizes (a dynamic trace) must not be branched on."""
+    return all(isinstance(s, int) for s in sizes)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: Tuple[int, int], centred: bool = False,
+                    channels_last: bool = True) -> Tuple[torch.Tensor, Pads]:
+    """Zero-pad a map so that its height and width are multiples of ``multiple``.
+
+    The one padding routine of the package: Swin's patch embedding, windows and merges, and
+    CSWin's stripes all pad through it.
 
     Args:
-        x: the map.
+        x: the map, ``(B, H, W, C)`` or, with ``channels_last=False``, ``(B, C, H, W)``.
         multiple: ``(mh, mw)``.
         centred: pad both sides (top/left get ``pad // 2``, as CSWin does) instead of bottom/right
             only (Swin).
+        channels_last: the layout of ``x``.
 
     Returns:
         The padded map and the ``(top, bottom, left, right)`` pads, for :func:`crop_padding`.
     """
-    H, W = x.shape[1:3]
+    H, W = x.shape[1:3] if channels_last else x.shape[2:4]
     pad_h = -H % multiple[0]
     pad_w = -W % multiple[1]
     if centred:
         pads = (pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2)
     else:
         pads = (0, pad_h, 0, pad_w)
-    if pad_h or pad_w:
-        x = F.pad(x, (0, 0, pads[2], pads[3], pads[0], pads[1]))
+    # In eager mode a map that fits is returned as it is; traced with symbolic sizes, the pad is
+    # always in the graph (a zero pad is free there) so that the graph holds for every size.
+    if not _is_concrete(pad_h, pad_w) or pad_h or pad_w:
+        top, bottom, left, right = pads
+        spatial = (left, right, top, bottom)
+        x = F.pad(x, (0, 0) + spatial if channels_last else spatial)
     return x, pads
 
 
-def crop_padding(x: torch.Tensor, pads: Pads) -> torch.Tensor:
-    """Undo :func:`pad_to_multiple` on a channels-last map."""
+def crop_padding(x: torch.Tensor, pads: Pads, channels_last: bool = True) -> torch.Tensor:
+    """Undo :func:`pad_to_multiple` (a view)."""
     top, bottom, left, right = pads
-    if bottom or right or top or left:
-        x = x[:, top:x.shape[1] - bottom, left:x.shape[2] - right]
-    return x
+    if _is_concrete(*pads) and not any(pads):
+        return x
+    H, W = x.shape[1:3] if channels_last else x.shape[2:4]
+    if channels_last:
+        return x[:, top:H - bottom, left:W - right]
+    return x[:, :, top:H - bottom, left:W - right]
 
 
 def window_partition(x: torch.Tensor, window: Tuple[int, int]) -> torch.Tensor:
@@ -88,6 +110,22 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """``(..., heads, N, d)`` back to ``(..., N, heads * d)``."""
     *lead, heads, N, d = x.shape
     return x.transpose(-3, -2).reshape(*lead, N, heads * d)
+
+
+def nhwc_to_nchw(x: torch.Tensor) -> torch.Tensor:
+    """``(B, H, W, C)`` to a contiguous ``(B, C, H, W)`` (a backbone output)."""
+    return x.permute(0, 3, 1, 2).contiguous()
+
+
+def tokens_to_nchw(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Tokens ``(B, H * W, C)`` seen as a ``(B, C, H, W)`` map: a view, with channels-last
+    memory when the tokens are contiguous (convolutions take it as it is)."""
+    return x.unflatten(1, tuple(size)).permute(0, 3, 1, 2)
+
+
+def nchw_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` to tokens ``(B, H * W, C)``; a view when ``x`` has channels-last memory."""
+    return x.permute(0, 2, 3, 1).flatten(1, 2)
 
 
 class ConvPatchEmbed(nn.Module):
@@ -123,13 +161,33 @@ class ConvPatchEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C_in, H, W)`` to ``(B, H', W', embed_dims)``."""
         if self.pad_to_stride:
-            H, W = x.shape[-2:]
-            x = F.pad(x, (0, -W % self.stride, 0, -H % self.stride))
+            x, _ = pad_to_multiple(x, (self.stride, self.stride), channels_last=False)
         x = self.proj(x).permute(0, 2, 3, 1)
         if self.norm is not None:
             x = self.norm(x)
         return x
 
 
-def nhwc_to_nchw(x: torch.Tensor) -> torch.Tensor:
-    return x.permute(0, 3, 1, 2).contiguous()
+class Mlp(_TimmMlp):
+    """timm's ``Mlp`` (fc1 → act → drop1 → norm → fc2 → drop2; the same keys), whose activation
+    can be recomputed in the backward pass.
+
+    With :attr:`recompute_act` set (a backbone's ``with_cp='act'``) and gradients flowing, the
+    activation's output, the ``hidden``-wide input of ``fc2`` and the largest tensor a transformer
+    block keeps for backward, is not stored: the tail from the activation on runs under
+    non-reentrant checkpointing, which in backward reruns only the activation (and its dropout,
+    with the same random state) until ``fc2``'s input is rebuilt. Values and gradients are
+    unchanged.
+    """
+
+    #: Recompute the activation in backward instead of storing its output.
+    recompute_act: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.fc1(x)
+        if self.recompute_act and torch.is_grad_enabled() and hidden.requires_grad:
+            return checkpoint(self._from_act, hidden, use_reentrant=False)
+        return self._from_act(hidden)
+
+    def _from_act(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.drop2(self.fc2(self.norm(self.drop1(self.act(hidden)))))

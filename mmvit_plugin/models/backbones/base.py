@@ -12,6 +12,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
 from ...checkpoint import CheckpointError, StateDict, load_backbone_state_dict
+from ..layers import Mlp
 
 NUM_LEVELS = 4
 #: Below this fraction of the backbone's tensors, a Pretrained file is refused, not half-loaded.
@@ -32,8 +33,10 @@ class PyramidBackbone(BaseModule):
         out_indices: which levels (0..3, strides 4..32) to return.
         frozen_stages: ``-1`` freezes nothing, ``0`` the stem, ``k`` the stem and stages ``0..k-1``.
         norm_eval: keep BatchNorm layers in eval mode (running statistics frozen) while training.
-        with_cp: recompute each block in the backward pass (non-reentrant checkpointing) to save
-            activation memory.
+        with_cp: what to recompute in the backward pass instead of storing it (non-reentrant
+            checkpointing): ``False`` nothing; ``'act'`` the MLP activations (their outputs are the
+            largest tensors a block keeps; little time); ``True`` whole blocks (least memory,
+            about one more forward pass of time). See :attr:`with_cp`.
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=URI[, prefix=...])``
             loads an official or converted checkpoint from a path or any mmengine URI
             (``https://`` downloads once into torch's hub cache); ``checkpoint=None`` starts
@@ -51,7 +54,7 @@ class PyramidBackbone(BaseModule):
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
-                 with_cp: bool = False,
+                 with_cp: Union[bool, str] = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not isinstance(in_channels, int) or in_channels < 1:
@@ -203,9 +206,25 @@ class PyramidBackbone(BaseModule):
             raise ValueError(f'{self._name} needs inputs of at least {self.min_input_size} pixels a '
                              f'side, got {tuple(x.shape[-2:])}')
 
+    @property
+    def with_cp(self) -> Union[bool, str]:
+        """What the backward pass recomputes: ``False``, ``'act'`` (the activations of every
+        :class:`~mmvit_plugin.models.layers.Mlp`) or ``True`` (every block, see :meth:`run_block`).
+        Settable after building; ``'act'`` reaches the MLPs that exist when it is set."""
+        return self._with_cp
+
+    @with_cp.setter
+    def with_cp(self, value: Union[bool, str]) -> None:
+        if value != 'act' and value not in (False, True):
+            raise ValueError(f"{self._name}: with_cp must be False, 'act' or True, got {value!r}")
+        self._with_cp = value if value == 'act' else bool(value)
+        for module in self.modules():
+            if isinstance(module, Mlp):
+                module.recompute_act = value == 'act'
+
     def run_block(self, block: Callable[..., Any], *args: Any) -> Any:
-        """``block(*args)``, recomputed in backward when ``with_cp`` is on and gradients flow."""
-        if self.with_cp and torch.is_grad_enabled() and any(
+        """``block(*args)``, recomputed in backward when ``with_cp=True`` and gradients flow."""
+        if self.with_cp is True and torch.is_grad_enabled() and any(
                 isinstance(a, torch.Tensor) and a.requires_grad for a in args):
             return checkpoint(block, *args, use_reentrant=False)
         return block(*args)
@@ -277,8 +296,9 @@ class PyramidBackbone(BaseModule):
         wrong = [f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}'
                  for k in matched if state_dict[k].shape != own[k].shape]
         if wrong:
-            raise CheckpointError(f'{path!r} does not fit this {self._name} (another arch?); '
-                                  f'{len(wrong)} shape mismatches:\n  ' + '\n  '.join(wrong[:20]))
+            raise CheckpointError(f'{path!r} ({self.checkpoint_layout(raw)} layout) does not fit '
+                                  f'this {self._name} (another arch?); {len(wrong)} shape '
+                                  'mismatches:\n  ' + '\n  '.join(wrong[:20]))
         missing, unexpected = self.load_state_dict(state_dict, strict=False)
         logger = MMLogger.get_current_instance()
         print_log(f'{self._name}: loaded {len(matched)}/{len(own)} tensors from {path} '

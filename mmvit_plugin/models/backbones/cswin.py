@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch.utils.checkpoint import checkpoint
 
-from ...checkpoint import StateDict
+from ...checkpoint import StateDict, rename_keys
 from ..layers import (ConvPatchEmbed, DropPath, Mlp, crop_padding, merge_heads, nhwc_to_nchw,
                       pad_to_multiple, window_partition, window_reverse)
 from .base import PyramidBackbone
@@ -268,6 +268,22 @@ class CSWin(PyramidBackbone):
     def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
         return convert_cswin_checkpoint(state_dict)
 
+    def checkpoint_layout(self, state_dict: StateDict) -> str:
+        return cswin_checkpoint_layout(state_dict)
+
+
+def cswin_checkpoint_layout(state_dict: StateDict) -> str:
+    """Which key layout a CSWin state dict has: official classification (``stage1_conv_embed``,
+    ``norm``/``head``), official dense (the segmentation backbone, with ``norm1..4``; the
+    v0.2.0 UperNet releases) or ours (``patch_embed``, ``stages``)."""
+    keys = list(state_dict)
+    if any(k.startswith('stage1_conv_embed.') for k in keys):
+        dense = any(re.match(r'norm[1-4]\.', k) for k in keys)
+        return 'official CSWin (dense)' if dense else 'official CSWin (classification)'
+    if any(k.startswith('stages.') for k in keys) and any(k.startswith('patch_embed.') for k in keys):
+        return 'mmvit_plugin CSWin'
+    return 'unknown'
+
 
 #: Official key prefix → ours (``{0}``, ``{1}``, ``{2}`` are the captured numbers, 1-based stage
 #: numbers already made 0-based). Each pattern matches official keys only, so the mapping is idempotent.
@@ -294,12 +310,4 @@ def convert_cswin_checkpoint(state_dict: StateDict) -> StateDict:
     output norms ``norm{k}`` → ``stages.{k-1}.out_norm``. The classifier's ``norm``/``head`` and our
     own keys pass through unchanged.
     """
-    out = {}
-    for key, value in state_dict.items():
-        for pattern, repl in _KEY_MAP:
-            m = pattern.match(key)
-            if m:
-                key = repl(m) + key[m.end():]
-                break
-        out[key] = value
-    return out
+    return rename_keys(state_dict, _KEY_MAP)

@@ -11,6 +11,7 @@ memory linear in the number of tokens instead of holding the ``queries × keys``
 The official model has three stages (strides 4, 8, 16). The fourth level (stride 32) is ours: see
 :class:`CvT`. Module names are the official keys, so the released flat state dicts load as they are.
 """
+import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -18,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
-from ...checkpoint import StateDict
+from ...checkpoint import StateDict, rename_keys
 from ..layers import ConvPatchEmbed, DropPath, Mlp, QuickGELU, merge_heads, split_heads
 from .base import NUM_LEVELS, PyramidBackbone
 
@@ -294,14 +295,67 @@ class CvT(PyramidBackbone):
     def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
         return convert_cvt_checkpoint(state_dict)
 
+    def checkpoint_layout(self, state_dict: StateDict) -> str:
+        return cvt_checkpoint_layout(state_dict)
+
+
+# Names of the key layouts :func:`cvt_checkpoint_layout` tells apart.
+OFFICIAL = 'official CvT or mmvit_plugin'
+HF_MODEL = 'Hugging Face CvtModel'
+HF_CLASSIFIER = 'Hugging Face CvtForImageClassification'
+UNKNOWN = 'unknown'
+
+
+def cvt_checkpoint_layout(state_dict: StateDict) -> str:
+    """Which key layout a CvT state dict has: the official one (``stage{i}.patch_embed``,
+    ``stage{i}.blocks``, ours too) or Hugging Face's (``[cvt.]encoder.stages.{i}``)."""
+    keys = list(state_dict)
+    if any(k.startswith('cvt.encoder.stages.') for k in keys):
+        return HF_CLASSIFIER
+    if any(k.startswith('encoder.stages.') for k in keys):
+        return HF_MODEL
+    if any(re.match(r'stage\d\.(patch_embed|blocks)\.', k) for k in keys):
+        return OFFICIAL
+    return UNKNOWN
+
+
+_HF_LAYER = r'^encoder\.stages\.(\d)\.layers\.(\d+)\.'
+_HF_ATTN = _HF_LAYER + r'attention\.attention\.'
+_QKV = {'query': 'q', 'key': 'k', 'value': 'v'}
+_HF_RULES = [(re.compile(p), r) for p, r in (
+    (r'^encoder\.stages\.(\d)\.cls_token$', r'stage\1.cls_token'),
+    (r'^encoder\.stages\.(\d)\.embedding\.convolution_embeddings\.projection\.',
+     r'stage\1.patch_embed.proj.'),
+    (r'^encoder\.stages\.(\d)\.embedding\.convolution_embeddings\.normalization\.',
+     r'stage\1.patch_embed.norm.'),
+    (_HF_ATTN + r'convolution_projection_(query|key|value)\.convolution_projection\.convolution\.',
+     lambda m: f'stage{m[1]}.blocks.{m[2]}.attn.conv_proj_{_QKV[m[3]]}.conv.'),
+    (_HF_ATTN + r'convolution_projection_(query|key|value)\.convolution_projection\.normalization\.',
+     lambda m: f'stage{m[1]}.blocks.{m[2]}.attn.conv_proj_{_QKV[m[3]]}.bn.'),
+    (_HF_ATTN + r'projection_(query|key|value)\.',
+     lambda m: f'stage{m[1]}.blocks.{m[2]}.attn.proj_{_QKV[m[3]]}.'),
+    (_HF_LAYER + r'attention\.output\.dense\.', r'stage\1.blocks.\2.attn.proj.'),
+    (_HF_LAYER + r'intermediate\.dense\.', r'stage\1.blocks.\2.mlp.fc1.'),
+    (_HF_LAYER + r'output\.dense\.', r'stage\1.blocks.\2.mlp.fc2.'),
+    (_HF_LAYER + r'layernorm_before\.', r'stage\1.blocks.\2.norm1.'),
+    (_HF_LAYER + r'layernorm_after\.', r'stage\1.blocks.\2.norm2.'),
+    (r'^layernorm\.', 'norm.'),
+    (r'^classifier\.', 'head.'),
+)]
+
 
 def convert_cvt_checkpoint(state_dict: StateDict) -> StateDict:
-    """Official CvT weights (a flat classification state dict) to this module's keys.
+    """CvT weights, official or Hugging Face, to this module's keys.
 
     Our module names are the official ones (``stage{0,1,2}.patch_embed``, ``stage2.cls_token``,
     ``…blocks.{j}.attn.conv_proj_{q,k,v}.{conv,bn}``, ``…attn.proj_{q,k,v}``, ``…attn.proj``,
-    ``…mlp.fc1/fc2``, ``…norm1/2``), so the mapping is the identity: the classifier's ``norm.*`` and
-    ``head.*`` pass through (reported as unexpected keys) and our ``stage3`` is absent (reported as
-    missing). Idempotent; our own files pass through unchanged.
+    ``…mlp.fc1/fc2``, ``…norm1/2``), so official files pass through; Hugging Face's
+    (``[cvt.]encoder.stages.{i}.layers.{j}.…``, the ``microsoft/cvt-*`` hub files) are renamed.
+    The classifier's ``norm.*`` / ``head.*`` stay (unexpected keys) and our ``stage3`` is absent
+    (missing keys). Idempotent.
     """
+    if cvt_checkpoint_layout(state_dict) in (HF_MODEL, HF_CLASSIFIER):
+        state_dict = {k[len('cvt.'):] if k.startswith('cvt.') else k: v
+                      for k, v in state_dict.items()}
+        return rename_keys(state_dict, _HF_RULES)
     return dict(state_dict)

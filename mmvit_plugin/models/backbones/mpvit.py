@@ -391,6 +391,21 @@ class MPViT(PyramidBackbone):
     def convert_checkpoint(self, state_dict: StateDict) -> StateDict:
         return convert_mpvit_checkpoint(state_dict)
 
+    def checkpoint_layout(self, state_dict: StateDict) -> str:
+        return mpvit_checkpoint_layout(state_dict)
+
+
+def mpvit_checkpoint_layout(state_dict: StateDict) -> str:
+    """Which key layout an MPViT state dict has: official (the shared position encodings repeated
+    under every layer; classification files add ``cls_head``) or ours (each stored once)."""
+    keys = list(state_dict)
+    if any(_SHARED_KEY.match(k) for k in keys):
+        classification = any(k.startswith('cls_head.') for k in keys)
+        return f"official MPViT ({'classification' if classification else 'dense'})"
+    if any(k.startswith('mhca_stages.') for k in keys):
+        return 'mmvit_plugin MPViT'
+    return 'unknown'
+
 
 #: Official keys of the shared position encodings repeated under each layer:
 #: ``...mhca_blks.{p}.MHCA_layers.{l}.[factoratt_crpe.]{cpe,crpe}.*``

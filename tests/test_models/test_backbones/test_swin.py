@@ -1,10 +1,12 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from backbone_checks import (assert_pyramid, check_bad_inputs, check_checkpoint_errors,
                              check_frozen_stages, check_with_cp_same_grads, run_mask_rcnn_step,
                              run_upernet_step)
-from mmvit_plugin.models.backbones.swin import (Swin, WindowGrid, convert_swin_checkpoint,
+from mmvit_plugin.models.backbones.swin import (Swin, convert_swin_checkpoint,
                                                 resize_relative_position_bias_table,
                                                 shift_window_mask)
 from mmvit_plugin.models.layers import (crop_padding, pad_to_multiple, window_partition,
@@ -217,8 +219,8 @@ def _dense_reference(model, x):
 
 @pytest.mark.parametrize('size', [(75, 101), (64, 64), (29, 37)])
 def test_matches_naive_dense_forward_and_gradients(size):
-    """The gathers of WindowGrid, qkv/proj on unpadded tokens, the bias in padded slots and the
-    in-place scaling of q give the values (and gradients) of the straightforward computation."""
+    """The in-place scaling of q and adding of bias and mask give the values (and gradients) of
+    the straightforward out-of-place computation."""
     torch.manual_seed(0)
     model = small_swin(drop_path_rate=0.)
     x = torch.randn(2, 3, *size)
@@ -236,32 +238,56 @@ def test_matches_naive_dense_forward_and_gradients(size):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5, msg=name)
 
 
-@pytest.mark.parametrize('shift', [0, 1])
-def test_window_grid_gathers_and_their_gradients(shift):
-    grid = WindowGrid(5, 8, 3, shift)
-    heads, dims = 2, 2
-    qkv = torch.randn(2, 5, 8, 3 * heads * dims, dtype=torch.double, requires_grad=True)
-    bias = torch.randn(3 * heads * dims, dtype=torch.double, requires_grad=True)
-    # against pad (with the bias, or zeros), roll, partition, split heads
-    for pad_value in (bias, None):
-        padded = qkv.new_zeros(2, 6, 9, qkv.shape[-1])
-        if pad_value is not None:
-            padded[:] = pad_value
-        padded[:, :5, :8] = qkv
-        if shift:
-            padded = torch.roll(padded, (-shift, -shift), (1, 2))
-        expected = window_partition(padded, (3, 3)).reshape(-1, 9, 3, heads, dims)
-        got = grid.qkv_windows(qkv, heads, pad_value, 0.3)
-        for g, want, scale in zip(got, expected.permute(2, 0, 3, 1, 4), (0.3, 1, 1)):
-            torch.testing.assert_close(g, want * scale)
-    assert torch.autograd.gradcheck(lambda a, b: grid.qkv_windows(a, heads, b, 0.3), (qkv, bias))
-    assert torch.autograd.gradgradcheck(lambda a, b: grid.qkv_windows(a, heads, b, 0.3),
-                                        (qkv, bias))
-    # back: merge heads, reverse, roll back, crop
-    out = torch.randn(2 * 6, heads, 9, dims, dtype=torch.double, requires_grad=True)
-    expected = window_reverse(out.transpose(1, 2).reshape(12, 9, -1), (3, 3), 6, 9)
-    if shift:
-        expected = torch.roll(expected, (shift, shift), (1, 2))
-    torch.testing.assert_close(grid.windows_to_map(out), expected[:, :5, :8])
-    assert torch.autograd.gradcheck(grid.windows_to_map, (out, ))
-    assert torch.autograd.gradgradcheck(grid.windows_to_map, (out, ))
+def _official_shift_mask(height, width, window, shift):
+    """The official construction: label the nine regions by slice assignment, partition, compare."""
+    labels = torch.zeros(1, height, width, 1)
+    count = 0
+    for hs in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+        for ws in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+            labels[:, hs, ws, :] = count
+            count += 1
+    windows = window_partition(labels, (window, window)).squeeze(-1)
+    diff = windows.unsqueeze(1) - windows.unsqueeze(2)
+    return diff.masked_fill(diff != 0, -100.0).masked_fill(diff == 0, 0.0)
+
+
+@pytest.mark.parametrize('height, width, window', [(14, 14, 7), (21, 35, 7), (24, 12, 12), (7, 7, 7)])
+def test_shift_mask_is_the_official_one(height, width, window):
+    shift = window // 2
+    torch.testing.assert_close(shift_window_mask(height, width, window, shift),
+                               _official_shift_mask(height, width, window, shift), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('size', [(75, 101), (29, 37)])
+def test_attention_implementations_agree(size):
+    """attn_impl='sdpa' (the CUDA default) and 'explicit' (the CPU default) give the same outputs
+    and gradients, shifted windows and padding included."""
+    torch.manual_seed(0)
+    explicit = small_swin(drop_path_rate=0., attn_impl='explicit')
+    sdpa = small_swin(drop_path_rate=0., attn_impl='sdpa')
+    sdpa.load_state_dict(explicit.state_dict())
+    x = torch.randn(2, 3, *size)
+    weights = None
+    grads = []
+    for model in (explicit, sdpa):
+        outs = model(x)
+        weights = weights or [torch.randn(o.shape) for o in outs]
+        loss = sum((o * w).sum() for o, w in zip(outs, weights))
+        grads.append((outs, torch.autograd.grad(loss, list(model.parameters()))))
+    (outs_e, grads_e), (outs_s, grads_s) = grads
+    for a, b in zip(outs_e, outs_s):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    for (name, _), a, b in zip(explicit.named_parameters(), grads_e, grads_s):
+        # gradients summed over thousands of positions: compared as a whole, relative to their size
+        assert (a - b).norm() <= 1e-5 * b.norm(), (name, ((a - b).norm() / b.norm()).item())
+
+
+def test_attn_impl_is_checked_and_auto_picks_by_device():
+    with pytest.raises(ValueError, match="attn_impl must be one of"):
+        small_swin(attn_impl='flash')
+    attn = small_swin(attn_impl='auto').layers[0].blocks[0].attn
+    assert not attn.uses_sdpa(torch.zeros(1, device='cpu'))
+    on = lambda device: SimpleNamespace(device=torch.device(device))  # noqa: E731
+    assert attn.uses_sdpa(on('cuda')) and not attn.uses_sdpa(on('cpu'))
+    assert small_swin(attn_impl='sdpa').layers[0].blocks[0].attn.uses_sdpa(on('cpu'))
+    assert not small_swin(attn_impl='explicit').layers[0].blocks[0].attn.uses_sdpa(on('cuda'))
