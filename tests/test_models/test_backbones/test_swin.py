@@ -8,7 +8,7 @@ from backbone_checks import (assert_pyramid, check_bad_inputs, check_checkpoint_
                              run_upernet_step)
 from mmvit_plugin.models.backbones.swin import (Swin, convert_swin_checkpoint,
                                                 resize_relative_position_bias_table,
-                                                shift_window_mask)
+                                                shift_window_mask, window_token_indices)
 from mmvit_plugin.models.layers import (crop_padding, pad_to_multiple, window_partition,
                                         window_reverse)
 
@@ -291,3 +291,15 @@ def test_attn_impl_is_checked_and_auto_picks_by_device():
     assert attn.uses_sdpa(on('cuda')) and not attn.uses_sdpa(on('cpu'))
     assert small_swin(attn_impl='sdpa').layers[0].blocks[0].attn.uses_sdpa(on('cpu'))
     assert not small_swin(attn_impl='explicit').layers[0].blocks[0].attn.uses_sdpa(on('cuda'))
+
+
+@pytest.mark.parametrize('height, width, shift', [(9, 13, 0), (9, 13, 3), (7, 7, 3), (4, 5, 3), (14, 21, 3)])
+def test_window_token_indices_are_pad_roll_partition_and_back(height, width, shift):
+    window = 7
+    tokens = torch.arange(1., height * width + 1).view(1, height, width, 1)
+    padded, _ = pad_to_multiple(tokens, (window, window))  # padded positions hold 0
+    expected = window_partition(torch.roll(padded, (-shift, -shift), (1, 2)), (window, window))
+    source, slot = window_token_indices(height, width, window, shift)
+    with_pad = torch.cat([tokens.flatten(), torch.zeros(1)])  # index height * width: a padded slot
+    torch.testing.assert_close(with_pad[source], expected.flatten(), rtol=0, atol=0)
+    torch.testing.assert_close(with_pad[source][slot], tokens.flatten(), rtol=0, atol=0)
