@@ -324,3 +324,100 @@ def test_builds_with_matching_channels(path):
     assert model.backbone.out_channels == channels
     check_feature_channels(model)  # raises on a mismatch
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+# --- The model zoo's metafile (configs/metafile.yaml) and docs/configs.md, generated from it ---
+
+def _benchmark_zoo():
+    """tools/benchmark_zoo.py, which reads the metafile and writes docs/configs.md's tables."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('benchmark_zoo',
+                                                  REPO / 'tools' / 'benchmark_zoo.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@lru_cache(maxsize=None)
+def _zoo():
+    return _benchmark_zoo().load_zoo()
+
+
+def _zoo_model(path):
+    return next(m for m in _zoo().models if m.config == path)
+
+
+def test_every_config_has_a_metafile_entry():
+    listed = [m.config for m in _zoo().models]
+    assert sorted(set(CONFIGS) - set(listed)) == [], 'configs missing from configs/metafile.yaml'
+    assert sorted(set(listed) - set(CONFIGS)) == [], 'metafile entries without a config'
+
+
+def _number_pattern(value):
+    """A regex for ``value`` as a number in text: 49.0 matches "49.0" and "49", not "49.47"."""
+    text = f'{value:.4f}'.rstrip('0').rstrip('.')
+    return rf'(?<![\d.]){re.escape(text)}' + (r'0*(?!\d)' if '.' in text else r'(\.0+)?(?![\d.])')
+
+
+def _header(path):
+    """The config's leading comment block, where it quotes its published results."""
+    lines = path.read_text().splitlines()
+    return '\n'.join(line for line in lines[:next(i for i, line in enumerate(lines)
+                                                  if not line.startswith('#'))])
+
+
+@pytest.mark.parametrize('path', FULL, ids=_name)
+def test_metafile_figures_are_those_the_config_quotes(path):
+    """The published figures in the metafile and in the config's header come from the same
+    source; a figure changed in one place only fails here."""
+    model, header = _zoo_model(path), _header(path)
+    figures = [value for release in model.releases for value in release.metrics.values()]
+    assert bool(figures) == ('none published' not in header)
+    for value in figures:
+        assert re.search(_number_pattern(value), header), (
+            f'{path.name}: the metafile\'s {value} is not in the header')
+    complexity = model.complexity or {}
+    if complexity and 'params' in header:  # not every header quotes the published size
+        assert f'{complexity["Parameters (M)"]}M params' in header
+        assert f'{complexity["FLOPs (G)"]}G FLOPs' in header
+
+
+_PARAMETERS = {}  # the 1x and 3x configs of a detector build one model: counted once
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=_name)
+def test_metafile_parameters_are_the_models(path):
+    """The measured parameter count in the metafile is that of the model the config builds."""
+    import json
+    cfg = load(path)
+    key = cfg.model.to_dict()
+    key['backbone'].pop('drop_path_rate', None)  # no parameter depends on it
+    key = json.dumps(key, sort_keys=True, default=str)
+    if key not in _PARAMETERS:
+        from mmengine.registry import init_default_scope
+        init_default_scope(cfg.default_scope)
+        if cfg.default_scope == 'mmseg':
+            from mmseg.registry import MODELS
+        else:
+            from mmdet.registry import MODELS
+        with skip_weight_init():
+            model = MODELS.build(cfg.model)
+        _PARAMETERS[key] = sum(p.numel() for p in model.parameters())
+    assert _zoo_model(path).metadata['Parameters'] == _PARAMETERS[key]
+
+
+def test_docs_configs_md_is_generated_from_the_metafile():
+    bz = _benchmark_zoo()
+    docs = REPO / 'docs' / 'configs.md'
+    assert bz.docs_block(docs.read_text()) == bz.zoo_docs(_zoo(), load), (
+        'docs/configs.md differs from configs/metafile.yaml: run '
+        'tools/benchmark_zoo.py --write-docs')
+
+
+def test_readme_states_the_measured_flops_agreement():
+    bz = _benchmark_zoo()
+    deviations = [d for d in map(bz.flops_deviation, _zoo().models) if d is not None]
+    close = sum(abs(d) <= bz.FLOPS_TOLERANCE for d in deviations)
+    claim = f'within 2 % of the published FLOPs for {close} of the {len(deviations)}'
+    readme = ' '.join((REPO / 'README.md').read_text().split())
+    assert bz.FLOPS_TOLERANCE == 0.02 and claim in readme

@@ -12,6 +12,8 @@ ground truth (``--show-dir``). The options mean what they mean in the config's t
   published multi-scale (0.5-1.75) + flip protocol; for the RetinaNet configs mmdet's RetinaNet
   TTA. mmdet 3.3 has no TTA for instance segmentation, so the Mask R-CNN configs have none.
 * ``--metrics-out FILE``: also write the metrics as JSON (this tool's own option).
+* ``--data-root DIR``: the dataset folder for every dataloader and evaluator of the config
+  (this tool's own option; tools/train.py has it too).
 
 CKPT is a local path or any URI mmengine reads (https://, s3://, ...), loaded weights-only.
 
@@ -20,6 +22,7 @@ Examples::
     python tools/test.py configs/upernet_cswin_t_ade20k.py work_dirs/x/iter_160000.pth
     python tools/test.py configs/upernet_cswin_t_ade20k.py CKPT --tta --metrics-out ms_flip.json
     python tools/test.py configs/mask_rcnn_swin_t_coco_1x.py CKPT --out results.pkl
+    python tools/test.py configs/mask_rcnn_swin_t_coco_1x.py CKPT --data-root /data/coco
     python tools/test.py CONFIG CKPT --show-dir vis
     tools/dist_test.sh CONFIG CKPT 8
 """
@@ -30,8 +33,8 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import (_dict_action, build_runner, checkpoint_uri, load_config,  # noqa: E402
-                   require_cuda_for_amp)
+from train import (DATA_ROOT_HELP, _dict_action, build_runner, checkpoint_uri,  # noqa: E402
+                   load_config, require_cuda_for_amp)
 
 #: What ``--out`` writes, per toolkit (the config's default_scope), as in its own test.py.
 OUT_HELP = {'mmseg': 'a directory for the predicted label maps (PNG)',
@@ -47,6 +50,7 @@ def parse_args(argv=None):
                         '(default: ./work_dirs/<config name>)')
     parser.add_argument('--out', help='save the predictions, as the config\'s toolkit does: '
                         'mmseg: a directory of label-map PNGs; mmdet: a .pkl file')
+    parser.add_argument('--data-root', metavar='DIR', help=DATA_ROOT_HELP)
     parser.add_argument('--metrics-out', metavar='FILE', help='also write the metrics to this '
                         'JSON file')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation with the '
@@ -127,7 +131,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.amp:
         require_cuda_for_amp()
-    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir, args.data_root)
     scope = cfg.get('default_scope')
     if args.out and scope not in OUT_HELP:
         raise SystemExit(f'error: --out: default_scope {scope!r}; only mmseg and mmdet configs')
