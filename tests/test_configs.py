@@ -128,7 +128,7 @@ def test_recipe(path):
     name = path.stem
     imports = ['mmvit_plugin'] + (['mmvit_plugin.datasets'] if cfg.default_scope == 'mmdet' else [])
     assert cfg.custom_imports == dict(imports=imports, allow_failed_imports=False)
-    assert cfg.custom_hooks == [dict(type='RandomStateHook')]
+    assert cfg.custom_hooks == [dict(type='RandomStateHook'), dict(type='PlainParamGroupsHook')]
     assert cfg.num_gpus == 8 and cfg.train_dataloader.batch_size == 2  # 16 images per iteration
     assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=16)
     optim = cfg.optim_wrapper

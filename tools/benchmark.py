@@ -4,7 +4,8 @@
     python tools/benchmark.py                                   # defaults below
     python tools/benchmark.py --models swin:tiny cswin:tiny --sizes 512x512 800x1333 --runs 5
     python tools/benchmark.py --models swin:tiny mmseg-swin:tiny timm-swin:tiny --json out.json
-    python tools/benchmark.py --models cswin:tiny --with-cp both
+    python tools/benchmark.py --models cswin:tiny --with-cp off act on --modes train
+    python tools/benchmark.py --models swin:tiny cvt:13 --compile            # eager vs inductor
     python tools/benchmark.py --peer official-cswin:tiny=my_wrappers:build_official_cswin ...
     python tools/benchmark.py --models swin:tiny timm-swin:tiny --sizes 512x512 --rounds 5
 
@@ -22,6 +23,15 @@ same run, at the start of every round (the best is kept): a square fp32 GEMM, or
 ``--dtype bf16``; achieved GFLOP/s of each forward is reported against it (2 FLOPs per
 multiply-accumulate).
 
+``--with-cp`` takes one or more of ``off``, ``act`` (recompute the MLP activations in backward),
+``on`` (recompute whole blocks) for the train-mode cases (``both`` = off on, ``all`` = off act on).
+
+``--compile [BACKEND]`` adds, after every eager case, the same case through
+``torch.compile(model, backend=BACKEND)`` (default inductor; ``--compile-mode``,
+``--compile-dynamic``). Its first step, which compiles, is timed on its own (``compile_seconds``)
+and left out of the time and of the peak: warm-up runs first there, and the peak is measured
+above the size after compiling. Compiled rows give their speed-up over the eager row.
+
 Models: ``swin``, ``cswin``, ``cvt``, ``mpvit`` (this package); ``mmseg-swin`` (mmseg's
 SwinTransformer) and ``timm-swin`` (timm, ``features_only``) where installed; and any builder given
 with ``--peer NAME:ARCH=module:function`` (called as ``function(arch, in_size)``, returning a
@@ -35,7 +45,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -52,8 +62,17 @@ TIMM_SWIN = {'tiny': 'swin_tiny_patch4_window7_224', 'small': 'swin_small_patch4
 
 
 # --- model builders -----------------------------------------------------------------------------
-def build_model(spec: str, size: Tuple[int, int], with_cp: bool, peers: Dict[str, str]) -> nn.Module:
+#: ``--with-cp`` words to ``with_cp`` values.
+CP_SETTINGS = {'off': [False], 'act': ['act'], 'on': [True], 'both': [False, True],
+               'all': [False, 'act', True]}
+
+
+def build_model(spec: str, size: Tuple[int, int], with_cp: Union[bool, str],
+                peers: Dict[str, str]) -> nn.Module:
     family, arch = spec.split(':', 1)
+    if with_cp == 'act' and family not in OURS:
+        raise SystemExit(f"{spec}: with_cp='act' (MLP activations recomputed) is this package's "
+                         'option; other models take off / on')
     if spec in peers:
         module_name, function = peers[spec].split(':')
         return getattr(importlib.import_module(module_name), function)(arch, size)
@@ -99,13 +118,16 @@ def _timed(fn: Callable[[], Any], runs: int, warmup: int, cuda: bool) -> float:
 
 
 def worker(case: Dict[str, Any]) -> Dict[str, Any]:
-    """One case in this process: build, time, measure memory."""
+    """One case in this process: build (and compile), time, measure memory."""
     torch.set_num_threads(case['threads'])
     torch.manual_seed(0)
     device = torch.device(case['device'])
     cuda = device.type == 'cuda'
     size = tuple(case['size'])
     model = build_model(case['model'], size, case['with_cp'], case['peers']).to(device)
+    module = model
+    if case.get('compile'):
+        model = torch.compile(model, **case['compile'])
     x = torch.randn(case['batch'], 3, *size, device=device)
     dtype = {'fp32': None, 'bf16': torch.bfloat16}[case['dtype']]
     autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else None
@@ -117,19 +139,26 @@ def worker(case: Dict[str, Any]) -> Dict[str, Any]:
         return model(x)
 
     if case['mode'] == 'forward':
-        model.eval()
+        module.eval()
 
         def step():
             with torch.no_grad():
                 forward()
     else:
-        model.train()
+        module.train()
 
         def step():
             outs = forward()
             sum(o.float().mean() for o in outs).backward()
-            model.zero_grad(set_to_none=True)
+            module.zero_grad(set_to_none=True)
 
+    result = {}
+    warmup = case['warmup']
+    if case.get('compile'):
+        # the first step compiles: timed alone; then the warm-up, and the measurement after it
+        result['compile_seconds'] = _timed(step, runs=1, warmup=0, cuda=cuda)
+        _timed(step, runs=1, warmup=max(warmup - 1, 0), cuda=cuda)
+        warmup = 0
     if cuda:
         torch.cuda.synchronize()
         rest = torch.cuda.memory_allocated()
@@ -137,9 +166,9 @@ def worker(case: Dict[str, Any]) -> Dict[str, Any]:
     else:
         rest = _rss_bytes('VmRSS:')
         _reset_peak_rss()
-    seconds = _timed(step, case['runs'], case['warmup'], cuda)
+    seconds = _timed(step, case['runs'], warmup, cuda)
     peak = (torch.cuda.max_memory_allocated() if cuda else _rss_bytes('VmHWM:')) - rest
-    return dict(seconds=seconds, peak_mb=peak / 2**20)
+    return dict(result, seconds=seconds, peak_mb=peak / 2**20)
 
 
 def matmul_peak_gflops(device: str, dtype: str, threads: int, n: int = 2048) -> float:
@@ -195,8 +224,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--dtype', choices=['fp32', 'bf16'], default='fp32', help='bf16: autocast')
-    parser.add_argument('--with-cp', choices=['off', 'on', 'both'], default='off',
-                        help='gradient checkpointing (train mode)')
+    parser.add_argument('--with-cp', nargs='+', choices=sorted(CP_SETTINGS), default=['off'],
+                        help="gradient checkpointing of the train-mode cases: off, act (MLP "
+                        "activations), on (whole blocks); both = off on, all = off act on")
+    parser.add_argument('--compile', nargs='?', const='inductor', default=None, metavar='BACKEND',
+                        help='also run every case through torch.compile (default backend '
+                        'inductor) and report eager vs compiled')
+    parser.add_argument('--compile-mode', default=None,
+                        help="torch.compile mode, e.g. 'max-autotune' (with --compile)")
+    parser.add_argument('--compile-dynamic', action='store_true',
+                        help='torch.compile(dynamic=True) (with --compile)')
     parser.add_argument('--peer', action='append', default=[], metavar='NAME:ARCH=MODULE:FUNC')
     parser.add_argument('--no-flops', action='store_true', help='skip params/FLOPs counting')
     parser.add_argument('--json', default=None, help='also write the results here')
@@ -216,14 +253,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     if bad:
         raise SystemExit(f'unknown model family in {bad}; use family:arch with a family of '
                          f'{sorted(known)}, or --peer NAME:ARCH=MODULE:FUNC')
-    cp_settings = {'off': [False], 'on': [True], 'both': [False, True]}[args.with_cp]
+    cp_settings = list(dict.fromkeys(v for word in args.with_cp for v in CP_SETTINGS[word]))
+    compile_options = [None]
+    if args.compile:
+        compile_options.append(dict(backend=args.compile, mode=args.compile_mode,
+                                    dynamic=True if args.compile_dynamic else None))
     stats = {(spec, size): {} if args.no_flops else static_stats(spec, size, peers)
              for size in args.sizes for spec in models}
-    cases = [dict(model=spec, size=size, mode=mode, with_cp=with_cp, batch=args.batch,
-                  runs=args.runs, warmup=args.warmup, threads=args.threads, device=args.device,
-                  dtype=args.dtype, peers=peers)
+    cases = [dict(model=spec, size=size, mode=mode, with_cp=with_cp, compile=compile_cfg,
+                  batch=args.batch, runs=args.runs, warmup=args.warmup, threads=args.threads,
+                  device=args.device, dtype=args.dtype, peers=peers)
              for size in args.sizes for spec in models for mode in args.modes
-             for with_cp in (cp_settings if mode == 'train' else [False])]
+             for with_cp in (cp_settings if mode == 'train' else [False])
+             for compile_cfg in compile_options]
     peaks: List[float] = []
     measured: List[List[Dict[str, Any]]] = [[] for _ in cases]
     for round_ in range(args.rounds):
@@ -245,8 +287,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         if 'seconds' in row and row.get('gmacs') and case['mode'] == 'forward':
             row['gflops_per_s'] = 2 * row['gmacs'] * args.batch / row['seconds']
             row['fraction_of_matmul_peak'] = row['gflops_per_s'] / peak
+        if row.get('compile') and 'seconds' in row:
+            eager = next((r for r in results if _same_case(r, row, compiled=False)
+                          and 'seconds' in r), None)
+            if eager is not None:
+                row['speedup_over_eager'] = eager['seconds'] / row['seconds']
         first = next((r for r in results if r['size'] == row['size'] and r['mode'] == row['mode']
-                      and r['with_cp'] == row['with_cp'] and 'seconds' in r), None)
+                      and r['with_cp'] == row['with_cp'] and bool(r.get('compile')) ==
+                      bool(row.get('compile')) and 'seconds' in r), None)
         if first is not None and 'seconds' in row:
             row['relative_to'] = first['model']
             row['time_ratio'] = row['seconds'] / first['seconds']
@@ -263,6 +311,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
+def _same_case(row: Dict[str, Any], other: Dict[str, Any], compiled: bool) -> bool:
+    """Whether ``row`` is ``other``'s case (model, size, mode, with_cp), eager or compiled."""
+    return (all(row[k] == other[k] for k in ('model', 'size', 'mode', 'with_cp'))
+            and bool(row.get('compile')) == compiled)
+
+
 def make_row(case: Dict[str, Any], stats: Dict[str, Any],
              runs: List[Dict[str, Any]]) -> Dict[str, Any]:
     """One case's report: medians over the rounds that did not fail, or the first error."""
@@ -274,6 +328,8 @@ def make_row(case: Dict[str, Any], stats: Dict[str, Any],
         return row
     row['seconds'] = statistics.median(r['seconds'] for r in ok)
     row['peak_mb'] = statistics.median(r['peak_mb'] for r in ok)
+    if any('compile_seconds' in r for r in ok):
+        row['compile_seconds'] = statistics.median(r['compile_seconds'] for r in ok)
     if len(runs) > 1:
         row['seconds_per_round'] = [r.get('seconds') for r in runs]
         row['peak_mb_per_round'] = [r.get('peak_mb') for r in runs]
@@ -282,8 +338,10 @@ def make_row(case: Dict[str, Any], stats: Dict[str, Any],
 
 def format_row(row: Dict[str, Any]) -> str:
     size = 'x'.join(map(str, row['size']))
-    name = f"{row['model']}{' +cp' if row['with_cp'] else ''}"
-    head = f'{name:<22} {size:>9} {row["mode"]:<7}'
+    cp = {False: '', True: ' +cp', 'act': ' +cp=act'}[row['with_cp']]
+    compiled = f" [{row['compile']['backend']}]" if row.get('compile') else ''
+    name = f"{row['model']}{cp}{compiled}"
+    head = f'{name:<30} {size:>9} {row["mode"]:<7}'
     if 'error' in row:
         return f'{head} ERROR {row["error"]}'
     parts = [f'{row["seconds"] * 1000:9.1f} ms', f'peak {row["peak_mb"]:8.1f} MB']
@@ -293,6 +351,9 @@ def format_row(row: Dict[str, Any]) -> str:
         parts.append(f'{row["gmacs"]:7.2f} GMACs')
     if 'fraction_of_matmul_peak' in row:
         parts.append(f'{row["gflops_per_s"]:6.1f} GFLOP/s = {100 * row["fraction_of_matmul_peak"]:4.1f}% of peak')
+    if 'speedup_over_eager' in row:
+        parts.append(f'{row["speedup_over_eager"]:.2f}x eager speed (compile '
+                     f'{row["compile_seconds"]:.1f} s)')
     if 'time_ratio' in row:
         ratio = f'{row["time_ratio"]:.3f}x {row["relative_to"]}'
         if 'paired_time_ratio' in row:

@@ -51,7 +51,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import load_config  # noqa: E402  (the one config loader of the tools)
+from train import _dict_action, load_config  # noqa: E402  (the tools' one config loader)
 
 DEFAULT_SHAPES = {'mmseg': (512, 2048), 'mmdet': (1280, 800)}
 #: mmdet 2.x's get_flops (the papers' figures) ran the mask heads on the first 100 RoIs.
@@ -61,14 +61,13 @@ MIN_SIDE = 32  # the backbones downsample 32x; smaller inputs have empty last st
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config', help='config file path')
     parser.add_argument('--shape', type=int, nargs='+', default=None, metavar='SIZE',
                         help='input H W, or N for N x N (default: 512 2048 for segmentors as the '
                         'Swin/CSWin UperNet results; 1280 800 for detectors as mmdet 2.x\'s '
                         'get_flops and the Swin paper)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+    parser.add_argument('--cfg-options', nargs='+', action=_dict_action(), default={},
                         help='override config entries, key=value pairs')
     parser.add_argument('--json', default=None, help='also write the results here')
     return parser.parse_args(argv)

@@ -17,8 +17,9 @@ Examples::
     tools/dist_train.sh CONFIG 4 --auto-scale-lr           # 4 GPUs, lr scaled from 16 to 8 images
 
 What this adds to mmseg's / mmdet's train.py: a neck or head whose in_channels disagree with the
-backbone is an error naming the config entry (before any data is read); RandomStateHook is added
-when a config lacks it, so --resume continues with the interrupted run's random state; --amp on a
+backbone is an error naming the config entry (before any data is read); RandomStateHook and
+PlainParamGroupsHook are added when a config lacks them, so --resume continues with the
+interrupted run's random state and ``compile=True`` traces the optimizer step; --amp on a
 machine without CUDA is an error; distributed runs without a GPU go over gloo; ``--data-root``
 moves the dataset of every dataloader and the annotation files of every evaluator at once.
 """
@@ -220,7 +221,7 @@ def setup_cfg(args):
         else:
             raise SystemExit(f'error: --amp replaces OptimWrapper by AmpOptimWrapper, but the config '
                              f'uses {wrapper}')
-    ensure_random_state_hook(cfg)
+    ensure_hooks(cfg)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -230,11 +231,13 @@ def setup_cfg(args):
     return cfg
 
 
-def ensure_random_state_hook(cfg) -> None:
-    """Resumed runs continue with the interrupted run's torch random state (RandomStateHook)."""
+def ensure_hooks(cfg) -> None:
+    """Resumed runs continue with the interrupted run's torch random state (RandomStateHook), and
+    ``compile`` can trace the optimizer step (PlainParamGroupsHook), whatever the config lists."""
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(hook.get('type') == 'RandomStateHook' for hook in hooks):
-        hooks.append(dict(type='RandomStateHook'))
+    for name in ('RandomStateHook', 'PlainParamGroupsHook'):
+        if not any(hook.get('type') == name for hook in hooks):
+            hooks.append(dict(type=name))
     cfg.custom_hooks = hooks
 
 

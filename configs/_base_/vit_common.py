@@ -1,7 +1,8 @@
 # What every config here shares (a base of upernet_ade20k_160k.py, coco_1x.py and their children).
 custom_imports = dict(imports=['mmvit_plugin'], allow_failed_imports=False)
-# --resume continues with the interrupted run's torch random state (drop path, dropout).
-custom_hooks = [dict(type='RandomStateHook')]
+# --resume continues with the interrupted run's torch random state (drop path, dropout); the
+# optimizer's parameter groups as plain dicts, so that `compile=True` can trace its step.
+custom_hooks = [dict(type='RandomStateHook'), dict(type='PlainParamGroupsHook')]
 
 # The package's one list of parameters without weight decay (the papers' AdamW rules): norms,
 # relative position bias tables, absolute position embeddings and cls tokens. Keys match as

@@ -1,9 +1,11 @@
-"""Hooks that make a resumed run continue exactly where the interrupted one stopped."""
+"""Hooks: a resumed run continues exactly where the interrupted one stopped, and a compiled
+``train_step`` can trace the optimizer."""
 from typing import Optional
 
 import torch
 from mmengine.dist import get_rank, get_world_size
 from mmengine.hooks import Hook
+from mmengine.optim import OptimWrapperDict
 from mmengine.registry import HOOKS
 
 _KEY = 'torch_rng_state'
@@ -51,3 +53,24 @@ class RandomStateHook(Hook):
         torch.set_rng_state(state['cpu'])
         if 'cuda' in state and torch.cuda.is_available():
             torch.cuda.set_rng_state(state['cuda'])
+
+
+@HOOKS.register_module()
+class PlainParamGroupsHook(Hook):
+    """Turns the optimizers' parameter groups into plain dicts before training starts.
+
+    mmengine builds the optimizer through its registry, which hands it the parameter groups as
+    ``ConfigDict``s. With the Runner's ``compile`` option, ``train_step`` is compiled with the
+    optimizer step inside it, and torch 2.14's dynamo stops on those groups with an internal
+    error (``'UserDefinedDictVariable' object has no attribute 'items'`` in ``Adam.step``). The
+    groups keep their keys and values (the schedulers read them through the optimizer each
+    step); only their type changes. Harmless without ``compile``.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner) -> None:
+        wrappers = runner.optim_wrapper
+        for wrapper in wrappers.values() if isinstance(wrappers, OptimWrapperDict) else [wrappers]:
+            groups = wrapper.optimizer.param_groups
+            groups[:] = [dict(group) for group in groups]

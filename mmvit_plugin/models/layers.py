@@ -31,9 +31,13 @@ class QuickGELU(nn.Module):
 
 
 def _is_concrete(*sizes) -> bool:
-    """Whether all sizes are plain ints (eager mode or a static trace), so that branching on
-    them is free; symbolic sizes (a dynamic trace) must not be branched on."""
-    return all(isinstance(s, int) for s in sizes)
+    """Whether all sizes are plain ints in eager mode, so that branching on them is free.
+
+    Under ``torch.compile`` the answer is always no: dynamo presents symbolic sizes as ints, and
+    a branch on one becomes a guard (CSWin compiled with ``dynamic=True`` recompiled for every
+    new parity of a stripe padding), so traced code takes the branch that holds for every size.
+    ``torch.export`` (non-strict) passes ``SymInt`` objects, which the type check catches."""
+    return not torch.compiler.is_compiling() and all(isinstance(s, int) for s in sizes)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: Tuple[int, int], centred: bool = False,

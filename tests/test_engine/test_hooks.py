@@ -54,3 +54,51 @@ def test_checkpoints_without_a_saved_state_leave_the_generator_alone():
     hook.after_load_checkpoint(fake_runner(8), dict(meta=dict(iter=8)))
     hook.before_train_iter(fake_runner(8), batch_idx=8)
     assert torch.equal(torch.rand(5), fresh)
+
+
+def test_plain_param_groups_let_a_compiled_train_step_trace_the_optimizer():
+    """mmengine hands the optimizer ConfigDict groups; compiled with the optimizer step inside
+    (as the Runner's ``compile`` option does), dynamo fails on them. After the hook, the same
+    step compiles and gives the eager step's weights."""
+    import copy
+
+    import torch._dynamo
+    import torch.nn as nn
+    from mmengine.config import ConfigDict
+    from mmengine.optim import build_optim_wrapper
+
+    from mmvit_plugin.engine import PlainParamGroupsHook
+
+    def setup():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
+        wrapper = build_optim_wrapper(model, ConfigDict(
+            type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.05),
+            paramwise_cfg=dict(custom_keys={'1.': dict(decay_mult=0.)})))
+        return model, wrapper
+
+    def train_step(model, wrapper, x):
+        wrapper.update_params(model(x).square().sum())
+
+    x = torch.randn(3, 4)
+    model, wrapper = setup()
+    assert all(isinstance(g, ConfigDict) for g in wrapper.optimizer.param_groups)
+    before = copy.deepcopy([{k: v for k, v in g.items() if k != 'params'}
+                            for g in wrapper.optimizer.param_groups])
+    PlainParamGroupsHook().before_train(SimpleNamespace(optim_wrapper=wrapper))
+    groups = wrapper.optimizer.param_groups
+    assert all(type(g) is dict for g in groups)
+    assert [{k: v for k, v in g.items() if k != 'params'} for g in groups] == before
+    torch._dynamo.reset()
+    compiled = torch.compile(train_step, backend='eager', fullgraph=False)
+    for _ in range(2):
+        compiled(model, wrapper, x)
+    eager_model, eager_wrapper = setup()
+    for _ in range(2):
+        train_step(eager_model, eager_wrapper, x)
+    for got, expected, start in zip(model.parameters(), eager_model.parameters(),
+                                    setup()[0].parameters()):
+        assert (expected - start).abs().max() > 1e-3  # the steps moved the weights
+        # the compiled AdamW step rounds differently (2e-5 of 1e-2 steps)
+        torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-4)
+    torch._dynamo.reset()

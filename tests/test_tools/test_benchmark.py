@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'benchmark.py'
 
 
@@ -57,3 +59,43 @@ def test_rounds_interleave_and_report_medians_and_ratios(tmp_path):
     order = [line.split()[2] for line in progress if 'forward' in line]
     assert order == ['swin:tiny', 'cvt:13', 'cvt:13', 'swin:tiny']
     assert 'x swin:tiny (paired by round' in proc.stdout
+
+
+def test_with_cp_settings_including_act(tmp_path):
+    out = tmp_path / 'bench.json'
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), '--models', 'cvt:13', '--sizes', '64x64', '--modes', 'train',
+         '--with-cp', 'act', '--runs', '1', '--warmup', '0', '--threads', '1', '--no-flops',
+         '--json', str(out)],
+        capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())['results']
+    assert [r['with_cp'] for r in rows] == ['act']
+    assert 'error' not in rows[0] and rows[0]['seconds'] > 0
+    assert 'cvt:13 +cp=act' in proc.stdout
+
+
+def test_with_cp_words_and_act_only_for_our_backbones():
+    sys.path.insert(0, str(TOOL.parent))
+    import benchmark
+    words = benchmark.parse_args(['--with-cp', 'all']).with_cp
+    assert [v for w in words for v in benchmark.CP_SETTINGS[w]] == [False, 'act', True]
+    assert benchmark.build_model('cvt:13', (64, 64), 'act', {}).with_cp == 'act'
+    with pytest.raises(SystemExit, match="with_cp='act'"):
+        benchmark.build_model('mmseg-swin:tiny', (64, 64), 'act', {})
+
+
+def test_compile_reports_eager_and_compiled_side_by_side(tmp_path):
+    out = tmp_path / 'bench.json'
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), '--models', 'swin:tiny', '--sizes', '64x96', '--modes',
+         'forward', '--compile', 'eager', '--runs', '2', '--warmup', '1', '--threads', '1',
+         '--no-flops', '--json', str(out)],
+        capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    eager, compiled = json.loads(out.read_text())['results']
+    assert eager['compile'] is None and 'speedup_over_eager' not in eager
+    assert compiled['compile']['backend'] == 'eager'
+    assert compiled['compile_seconds'] > 0 and compiled['seconds'] > 0
+    assert abs(compiled['speedup_over_eager'] - eager['seconds'] / compiled['seconds']) < 1e-9
+    assert 'swin:tiny [eager]' in proc.stdout and 'x eager speed' in proc.stdout

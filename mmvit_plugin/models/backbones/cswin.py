@@ -10,9 +10,10 @@ Any input size: as in the official segmentation code, each branch zero-pads its 
 a multiple of its stripe size (no attention mask; padded keys score 0), then crops back. Unlike that
 code, widths are C, 2C, 4C, 8C whatever the heads (so CSWin-L builds), stripes are views
 (:func:`window_partition` of full-width rows; the vertical branch runs on the transposed map),
-attention runs through ``F.scaled_dot_product_attention`` on strided views of one padded q/k/v
-tensor per branch, and the MLP recomputes its GELU in the backward pass. Training activations at
-800×1333 take about 0.8× Swin-T's memory (the official code needs about 1.75×).
+attention runs on strided views of one padded q/k/v tensor per branch, through
+``F.scaled_dot_product_attention`` or written out (``attn_impl``), and ``with_cp='act'``
+recomputes the MLP's GELU in the backward pass instead of storing it (see docs/benchmarks.md for
+the memory and time of each ``with_cp`` setting).
 
 Our keys differ from the official ones; :func:`convert_cswin_checkpoint` maps them (it also runs as a
 ``load_state_dict`` pre-hook, so official classification and UperNet files load as they are).
@@ -24,12 +25,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
-from torch.utils.checkpoint import checkpoint
 
 from ...checkpoint import StateDict, rename_keys
+from ..attention import attention, check_attn_impl
 from ..layers import (ConvPatchEmbed, DropPath, Mlp, crop_padding, merge_heads, nhwc_to_nchw,
                       pad_to_multiple, window_partition, window_reverse)
 from .base import PyramidBackbone
+
+#: What ``attn_impl='auto'`` runs off CUDA. Measured on CPU (tools/benchmark.py, CSWin-T at
+#: 512×512, 2 threads, fp32, 3 interleaved rounds): ``'explicit'`` takes 1.04× SDPA's time forward
+#: and 1.15× forward + backward (paired by round), with a 1006 MB training peak against 713 MB.
+CPU_ATTN_IMPL = 'sdpa'
 
 
 class CrossShapedAttention(nn.Module):
@@ -51,16 +57,21 @@ class CrossShapedAttention(nn.Module):
         split_size: stripe width; ``None`` for global attention.
         qkv_bias: bias in the qkv projection.
         attn_drop: dropout on attention weights.
+        attn_impl: ``'sdpa'`` (``F.scaled_dot_product_attention``), ``'explicit'`` (``q·kᵀ·scale``,
+            softmax, ``@ v`` written out, as the official code) or ``'auto'`` (SDPA on CUDA,
+            :data:`CPU_ATTN_IMPL` elsewhere).
     """
 
     def __init__(self, embed_dims: int, num_heads: int, split_size: Optional[int],
-                 qkv_bias: bool = True, attn_drop: float = 0.) -> None:
+                 qkv_bias: bool = True, attn_drop: float = 0., attn_impl: str = 'auto') -> None:
         super().__init__()
+        self.attn_impl = check_attn_impl('CSWin', attn_impl)
         self.split_size = split_size
         self.num_branches = 1 if split_size is None else 2
         self.branch_dims = embed_dims // self.num_branches
         self.branch_heads = num_heads // self.num_branches
         self.attn_drop = attn_drop
+        self.scale = (self.branch_dims // self.branch_heads)**-0.5
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
         # LePE: one depthwise 3x3 convolution (with bias) per branch.
         self.lepe = nn.ModuleList([
@@ -100,8 +111,8 @@ class CrossShapedAttention(nn.Module):
         conv = self.lepe[branch]
         weight = conv.weight.transpose(-1, -2) if transposed else conv.weight
         lepe = F.conv2d(v_map, weight, conv.bias, padding=1, groups=c)
-        out = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_drop if self.training else 0.)
+        out = attention(q, k, v, self.scale, self.attn_impl, CPU_ATTN_IMPL,
+                        dropout_p=self.attn_drop if self.training else 0.)
         # LePE first: the sum then takes its token-major layout, so the reverse below is a view.
         out = lepe.permute(0, 2, 3, 1).reshape(BW, N, c) + merge_heads(out)
         out = crop_padding(window_reverse(out, (sh, W), qkv.shape[1], W), pads)
@@ -116,7 +127,8 @@ class CSWinBlock(nn.Module):
     """LN → cross-shaped attention → residual; LN → MLP → residual, on ``(B, H, W, C)`` maps.
 
     Args:
-        embed_dims, num_heads, split_size, qkv_bias: as for :class:`CrossShapedAttention`.
+        embed_dims, num_heads, split_size, qkv_bias, attn_impl: as for
+            :class:`CrossShapedAttention`.
         mlp_ratio: hidden width of the MLP over ``embed_dims``.
         drop_rate: dropout in the MLP (the official attention projection has none).
         attn_drop_rate: dropout on attention weights.
@@ -125,32 +137,19 @@ class CSWinBlock(nn.Module):
 
     def __init__(self, embed_dims: int, num_heads: int, split_size: Optional[int],
                  mlp_ratio: float = 4., qkv_bias: bool = True, drop_rate: float = 0.,
-                 attn_drop_rate: float = 0., drop_path: float = 0.) -> None:
+                 attn_drop_rate: float = 0., drop_path: float = 0.,
+                 attn_impl: str = 'auto') -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(embed_dims)
-        self.attn = CrossShapedAttention(embed_dims, num_heads, split_size, qkv_bias,
-                                         attn_drop_rate)
+        self.attn = CrossShapedAttention(embed_dims, num_heads, split_size, qkv_bias=qkv_bias,
+                                         attn_drop=attn_drop_rate, attn_impl=attn_impl)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(embed_dims)
         self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), drop=drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.mlp_forward(self.norm2(x)))
-
-    def mlp_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``self.mlp(x)``, but when training, GELU is recomputed in the backward pass instead of
-        keeping its 4C-wide output for ``fc2`` (the largest activation of a block)."""
-        hidden = self.mlp.fc1(x)
-        if torch.is_grad_enabled() and hidden.requires_grad:
-            # Non-reentrant checkpointing stops recomputing as soon as fc2's saved input is
-            # rebuilt, so only the activation (and dropout, with its RNG state) runs again.
-            return checkpoint(self._mlp_tail, hidden, use_reentrant=False)
-        return self._mlp_tail(hidden)
-
-    def _mlp_tail(self, hidden: torch.Tensor) -> torch.Tensor:
-        mlp = self.mlp
-        return mlp.drop2(mlp.fc2(mlp.norm(mlp.drop1(mlp.act(hidden)))))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class CSWinStage(nn.Module):
@@ -159,11 +158,13 @@ class CSWinStage(nn.Module):
 
     def __init__(self, embed_dims: int, depth: int, num_heads: int, split_size: Optional[int],
                  mlp_ratio: float, qkv_bias: bool, drop_rate: float, attn_drop_rate: float,
-                 drop_paths: Sequence[float], out_norm: bool, downsample: bool) -> None:
+                 drop_paths: Sequence[float], out_norm: bool, downsample: bool,
+                 attn_impl: str = 'auto') -> None:
         super().__init__()
         self.blocks = nn.ModuleList([
-            CSWinBlock(embed_dims, num_heads, split_size, mlp_ratio, qkv_bias, drop_rate,
-                       attn_drop_rate, drop_paths[i]) for i in range(depth)
+            CSWinBlock(embed_dims, num_heads, split_size, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                       drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
+                       drop_path=drop_paths[i], attn_impl=attn_impl) for i in range(depth)
         ])
         self.out_norm = nn.LayerNorm(embed_dims) if out_norm else None
         self.downsample = ConvPatchEmbed(embed_dims, 2 * embed_dims, 3, 2, 1) if downsample else None
@@ -192,7 +193,11 @@ class CSWin(PyramidBackbone):
         out_indices: levels to return (0..3, strides 4..32); each gets a LayerNorm.
         frozen_stages: ``-1`` none; ``0`` the stem; ``k`` also stages ``0..k-1`` (a stage owns its
             blocks, its output norm and the merge after it).
-        with_cp: gradient checkpointing per block (non-reentrant).
+        with_cp: what the backward pass recomputes instead of storing: ``False``, ``'act'`` (the
+            MLPs' GELU, whose 4C-wide outputs are the largest tensors a block keeps) or ``True``
+            (whole blocks); see
+            :class:`~mmvit_plugin.models.backbones.base.PyramidBackbone`.
+        attn_impl: ``'auto'``, ``'sdpa'`` or ``'explicit'`` (see :class:`CrossShapedAttention`).
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH)`` loads an
             official classification release (``{'state_dict': ..., 'state_dict_ema': ...}``), an
             official UperNet / Mask R-CNN checkpoint (``backbone.`` keys) or a file of our own.
@@ -218,9 +223,12 @@ class CSWin(PyramidBackbone):
                  drop_path_rate: float = 0.1,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  frozen_stages: int = -1,
-                 with_cp: bool = False,
+                 with_cp: Union[bool, str] = False,
+                 attn_impl: str = 'auto',
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        super().__init__(in_channels, out_indices, frozen_stages, False, with_cp, init_cfg)
+        super().__init__(in_channels=in_channels, out_indices=out_indices,
+                         frozen_stages=frozen_stages, with_cp=with_cp, init_cfg=init_cfg)
+        check_attn_impl('CSWin', attn_impl)
         arch = self.resolve_arch(arch)
         embed_dims, depths, num_heads = arch['embed_dims'], arch['depths'], arch['num_heads']
         split_size = tuple(split_size)
@@ -241,10 +249,13 @@ class CSWin(PyramidBackbone):
         for i, (dims, depth, heads) in enumerate(zip(self.num_features, depths, num_heads)):
             start = sum(depths[:i])
             self.stages.append(
-                CSWinStage(dims, depth, heads, split_size[i] if i < 3 else None, mlp_ratio,
-                           qkv_bias, drop_rate, attn_drop_rate, rates[start:start + depth],
-                           out_norm=i in self.out_indices, downsample=i < 3))
+                CSWinStage(dims, depth, heads, split_size[i] if i < 3 else None,
+                           mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_rate=drop_rate,
+                           attn_drop_rate=attn_drop_rate, drop_paths=rates[start:start + depth],
+                           out_norm=i in self.out_indices, downsample=i < 3,
+                           attn_impl=attn_impl))
         self.apply(self.init_module_weights)
+        self.with_cp = with_cp  # again, now that the MLPs exist (with_cp='act' reaches them)
 
     def stage_modules(self, stage: int) -> List[nn.Module]:
         return [self.patch_embed] if stage < 0 else [self.stages[stage]]

@@ -4,9 +4,10 @@ Wu et al., "CvT: Introducing Convolutions to Vision Transformers", ICCV 2021.
 Each stage embeds its input with a strided convolution + LayerNorm and runs transformer blocks
 whose q/k/v come from a depthwise 3×3 convolution + BatchNorm on the token map (k/v at stride 2)
 followed by a Linear layer; the third stage carries a cls token that skips the convolutions.
-Attention is global and scaled by the whole width (``dim ** -0.5``), as in the official code; it
-runs through ``F.scaled_dot_product_attention`` without a mask, so the fused (flash) kernels keep
-memory linear in the number of tokens instead of holding the ``queries × keys`` matrix.
+Attention is global and scaled by the whole width (``dim ** -0.5``), as in the official code; by
+default it runs through ``F.scaled_dot_product_attention`` without a mask, so the fused (flash)
+kernels keep memory linear in the number of tokens instead of holding the ``queries × keys``
+matrix (``attn_impl='explicit'`` writes the product out, as the official code).
 
 The official model has three stages (strides 4, 8, 16). The fourth level (stride 32) is ours: see
 :class:`CvT`. Module names are the official keys, so the released flat state dicts load as they are.
@@ -16,12 +17,18 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.registry import MODELS
 
 from ...checkpoint import StateDict, rename_keys
-from ..layers import ConvPatchEmbed, DropPath, Mlp, QuickGELU, merge_heads, split_heads
+from ..attention import attention, check_attn_impl
+from ..layers import (ConvPatchEmbed, DropPath, Mlp, QuickGELU, merge_heads, nchw_to_tokens,
+                      split_heads, tokens_to_nchw)
 from .base import NUM_LEVELS, PyramidBackbone
+
+#: What ``attn_impl='auto'`` runs off CUDA. Measured on CPU (tools/benchmark.py, CvT-13 at
+#: 512×512, 2 threads, fp32, 3 interleaved rounds): ``'explicit'`` takes 1.55× SDPA's time forward
+#: and 1.74× forward + backward, with peaks of 584 / 1571 MB against 122 / 761 MB.
+CPU_ATTN_IMPL = 'sdpa'
 
 #: Conv token embedding (kernel, stride, padding) per stage; our ``stage3`` repeats ``stage2``'s.
 EMBED_CONVS = ((7, 4, 2), (3, 2, 1), (3, 2, 1), (3, 2, 1))
@@ -42,8 +49,7 @@ class ConvProjection(nn.Module):
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` to tokens ``(B, H' * W', C)``."""
-        y = self.bn(self.conv(fmap))
-        return y.permute(0, 2, 3, 1).reshape(y.shape[0], -1, y.shape[1])
+        return nchw_to_tokens(self.bn(self.conv(fmap)))
 
 
 class ConvAttention(nn.Module):
@@ -59,11 +65,17 @@ class ConvAttention(nn.Module):
         qkv_bias: bias in the q/k/v Linear layers.
         attn_drop: dropout on attention weights.
         proj_drop: dropout after the output projection.
+        attn_impl: ``'sdpa'`` (``F.scaled_dot_product_attention``: no mask and 4-D inputs, so the
+            fused flash kernels, CPU and CUDA, never hold the ``queries × keys`` matrix),
+            ``'explicit'`` (``q·kᵀ·scale``, softmax, ``@ v`` written out, as the official code;
+            that matrix is 66,600 × 16,650 per head and image in ``stage0`` at 800×1333) or
+            ``'auto'`` (SDPA on CUDA, :data:`CPU_ATTN_IMPL` elsewhere).
     """
 
     def __init__(self, embed_dims: int, num_heads: int, stride_kv: int = 2, qkv_bias: bool = True,
-                 attn_drop: float = 0., proj_drop: float = 0.) -> None:
+                 attn_drop: float = 0., proj_drop: float = 0., attn_impl: str = 'auto') -> None:
         super().__init__()
+        self.attn_impl = check_attn_impl('CvT', attn_impl)
         self.num_heads = num_heads
         self.attn_drop = attn_drop
         # The official scale uses the whole width, not the head width.
@@ -81,7 +93,7 @@ class ConvAttention(nn.Module):
         """``x``: ``(B, T + H * W, C)`` with ``T`` leading cls tokens."""
         B, N, C = x.shape
         extra = N - H * W
-        fmap = x[:, extra:].reshape(B, H, W, C).permute(0, 3, 1, 2)
+        fmap = tokens_to_nchw(x[:, extra:], (H, W))
         q, k, v = (proj(fmap) for proj in (self.conv_proj_q, self.conv_proj_k, self.conv_proj_v))
         if extra:
             cls = x[:, :extra]
@@ -89,9 +101,8 @@ class ConvAttention(nn.Module):
         q = split_heads(self.proj_q(q), self.num_heads)
         k = split_heads(self.proj_k(k), self.num_heads)
         v = split_heads(self.proj_v(v), self.num_heads)
-        # No mask and 4-D inputs: eligible for the fused flash kernels (CPU and CUDA).
-        out = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_drop if self.training else 0., scale=self.scale)
+        out = attention(q, k, v, self.scale, self.attn_impl, CPU_ATTN_IMPL,
+                        dropout_p=self.attn_drop if self.training else 0.)
         return self.proj_drop(self.proj(merge_heads(out)))
 
 
@@ -99,7 +110,7 @@ class CvTBlock(nn.Module):
     """LN → convolutional attention → residual; LN → MLP (QuickGELU) → residual, on tokens.
 
     Args:
-        embed_dims, num_heads, stride_kv, qkv_bias: as for :class:`ConvAttention`.
+        embed_dims, num_heads, stride_kv, qkv_bias, attn_impl: as for :class:`ConvAttention`.
         mlp_ratio: MLP hidden width over ``embed_dims``.
         drop_rate: dropout in the MLP and after the attention projection.
         attn_drop_rate: dropout on attention weights.
@@ -108,11 +119,12 @@ class CvTBlock(nn.Module):
 
     def __init__(self, embed_dims: int, num_heads: int, stride_kv: int = 2, mlp_ratio: float = 4.,
                  qkv_bias: bool = True, drop_rate: float = 0., attn_drop_rate: float = 0.,
-                 drop_path: float = 0.) -> None:
+                 drop_path: float = 0., attn_impl: str = 'auto') -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(embed_dims, eps=1e-5)
-        self.attn = ConvAttention(embed_dims, num_heads, stride_kv, qkv_bias, attn_drop_rate,
-                                  drop_rate)
+        self.attn = ConvAttention(embed_dims, num_heads, stride_kv, qkv_bias=qkv_bias,
+                                  attn_drop=attn_drop_rate, proj_drop=drop_rate,
+                                  attn_impl=attn_impl)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(embed_dims, eps=1e-5)
         self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), act_layer=QuickGELU, drop=drop_rate)
@@ -128,7 +140,7 @@ class CvTStage(nn.Module):
     def __init__(self, in_channels: int, embed_dims: int, depth: int, num_heads: int,
                  embed_conv: Tuple[int, int, int], stride_kv: int, cls_token: bool,
                  mlp_ratio: float, qkv_bias: bool, drop_rate: float, attn_drop_rate: float,
-                 drop_paths: Sequence[float]) -> None:
+                 drop_paths: Sequence[float], attn_impl: str = 'auto') -> None:
         super().__init__()
         kernel, stride, padding = embed_conv
         self.patch_embed = ConvPatchEmbed(in_channels, embed_dims, kernel, stride, padding,
@@ -140,8 +152,9 @@ class CvTStage(nn.Module):
             self.cls_token = None
         self.pos_drop = nn.Dropout(drop_rate)
         self.blocks = nn.ModuleList([
-            CvTBlock(embed_dims, num_heads, stride_kv, mlp_ratio, qkv_bias, drop_rate,
-                     attn_drop_rate, drop_paths[j]) for j in range(depth)
+            CvTBlock(embed_dims, num_heads, stride_kv, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                     drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path=drop_paths[j],
+                     attn_impl=attn_impl) for j in range(depth)
         ])
 
 
@@ -189,8 +202,11 @@ class CvT(PyramidBackbone):
             fixed) while training. Note: in training mode with BN on, the k/v maps of the last
             native stage must hold more than one value per channel (e.g. inputs of 64×64 and up for
             a batch of one).
-        with_cp: gradient checkpointing per block (non-reentrant). The recomputation updates the
-            BN running statistics a second time unless ``norm_eval`` is on.
+        with_cp: what the backward pass recomputes instead of storing: ``False``, ``'act'`` (the
+            MLPs' QuickGELU) or ``True`` (whole blocks, non-reentrant; the recomputation updates
+            the BN running statistics a second time unless ``norm_eval`` is on); see
+            :class:`~mmvit_plugin.models.backbones.base.PyramidBackbone`.
+        attn_impl: ``'auto'``, ``'sdpa'`` or ``'explicit'`` (see :class:`ConvAttention`).
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH)`` loads an
             official release (a flat state dict), a dense checkpoint (``backbone.`` keys) or a
             converted file.
@@ -219,9 +235,13 @@ class CvT(PyramidBackbone):
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
-                 with_cp: bool = False,
+                 with_cp: Union[bool, str] = False,
+                 attn_impl: str = 'auto',
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        super().__init__(in_channels, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        super().__init__(in_channels=in_channels, out_indices=out_indices,
+                         frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp,
+                         init_cfg=init_cfg)
+        check_attn_impl('CvT', attn_impl)
         arch = self.resolve_arch(arch)
         embed_dims, num_heads, depths = (tuple(arch[k]) for k in self.arch_keys)
         if min(depths[:3]) < 1 or depths[3] < 0:
@@ -240,10 +260,12 @@ class CvT(PyramidBackbone):
             stage = CvTStage(channels, embed_dims[i], depths[i], num_heads[i], EMBED_CONVS[i],
                              stride_kv=2 if i < 3 else 1, cls_token=i == 2, mlp_ratio=mlp_ratio,
                              qkv_bias=qkv_bias, drop_rate=drop_rate,
-                             attn_drop_rate=attn_drop_rate, drop_paths=drop_paths)
+                             attn_drop_rate=attn_drop_rate, drop_paths=drop_paths,
+                             attn_impl=attn_impl)
             self.add_module(f'stage{i}', stage)
             channels = embed_dims[i]
         self.apply(self.init_module_weights)
+        self.with_cp = with_cp  # again, now that the MLPs exist (with_cp='act' reaches them)
 
     @staticmethod
     def _stage_rates(rate: Union[None, float, Sequence[float]],
@@ -279,15 +301,15 @@ class CvT(PyramidBackbone):
         last = max(self.out_indices)
         for i, stage in enumerate(self.stages[:last + 1]):
             tokens = stage.patch_embed(x)  # (B, H, W, C)
-            B, H, W, C = tokens.shape
-            tokens = tokens.reshape(B, H * W, C)
+            B, H, W, _ = tokens.shape
+            tokens = tokens.flatten(1, 2)
             if stage.cls_token is not None:
                 tokens = torch.cat([stage.cls_token.expand(B, -1, -1), tokens], dim=1)
             tokens = stage.pos_drop(tokens)
             for block in stage.blocks:
                 tokens = self.run_block(block, tokens, H, W)
             # Channels-last memory seen as NCHW: the next embedding convolves it directly.
-            x = tokens[:, tokens.shape[1] - H * W:].reshape(B, H, W, C).permute(0, 3, 1, 2)
+            x = tokens_to_nchw(tokens[:, tokens.shape[1] - H * W:], (H, W))
             if i in self.out_indices:
                 outs.append(x.contiguous())
         return tuple(outs)

@@ -7,6 +7,9 @@ every path sees a larger receptive field than the one before), runs one transfor
 path and a convolutional "local" path beside them, and fuses everything with a 1x1 convolution.
 The encoders use factorized attention, ``q (softmax_N(k)^T v)``, which is linear in the number of
 tokens, so there is no window and no size constraint: strided convolutions give ceil sizes.
+It normalises the keys over the tokens, not the scores ``q kᵀ`` over the keys: it is not
+``softmax(q kᵀ) v`` and has no ``F.scaled_dot_product_attention`` form, so unlike the other
+backbones MPViT has no ``attn_impl`` switch (it is plain matrix products everywhere).
 
 Layout: token sequences ``(B, N, C)`` are the channels-last memory of ``(B, C, H, W)`` maps, so the
 convolutions inside the encoders (position encodings) and the moves between tokens and maps are
@@ -24,7 +27,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.registry import MODELS
 
 from ...checkpoint import CheckpointError, StateDict
-from ..layers import DropPath, Mlp
+from ..layers import DropPath, Mlp, nchw_to_tokens, tokens_to_nchw
 from .base import PyramidBackbone
 
 #: Convolutional relative position encoding: (depthwise kernel, number of heads) groups.
@@ -34,16 +37,6 @@ CRPE_WINDOWS = ((3, 2), (5, 3), (7, 3))
 def build_norm(norm_cfg: dict, channels: int) -> nn.Module:
     """The norm layer of an mm-style ``norm_cfg`` (``BN``, ``SyncBN``, ...) via mmcv."""
     return build_norm_layer(norm_cfg, channels)[1]
-
-
-def tokens_to_map(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """``(B, N, C)`` to ``(B, C, H, W)``; a view (channels-last memory) when ``x`` is contiguous."""
-    return x.unflatten(1, size).permute(0, 3, 1, 2)
-
-
-def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
-    """``(B, C, H, W)`` to ``(B, N, C)``; a view when ``x`` has channels-last memory."""
-    return x.permute(0, 2, 3, 1).flatten(1, 2)
 
 
 class ConvBN(nn.Module):
@@ -120,9 +113,9 @@ class ConvPosEnc(nn.Module):
 
     def forward(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
         weight = self.proj.weight + self.identity.to(self.proj.weight.dtype)
-        x = F.conv2d(tokens_to_map(x, size), weight, self.proj.bias,
+        x = F.conv2d(tokens_to_nchw(x, size), weight, self.proj.bias,
                      padding=self.proj.padding, groups=self.proj.groups)
-        return map_to_tokens(x)
+        return nchw_to_tokens(x)
 
 
 class ConvRelPosEnc(nn.Module):
@@ -157,9 +150,9 @@ class ConvRelPosEnc(nn.Module):
     def forward(self, q: torch.Tensor, v: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
         """``q``, ``v``: ``(B, N, C)`` (heads side by side in C); returns ``q * dwconv(v)``."""
         weight, bias = self.merged_kernel()
-        v = F.conv2d(tokens_to_map(v, size), weight, bias, padding=self.max_kernel // 2,
+        v = F.conv2d(tokens_to_nchw(v, size), weight, bias, padding=self.max_kernel // 2,
                      groups=weight.shape[0])
-        return q * map_to_tokens(v)
+        return q * nchw_to_tokens(v)
 
 
 class FactorizedAttention(nn.Module):
@@ -167,6 +160,8 @@ class FactorizedAttention(nn.Module):
 
     The per-head ``k^T v`` products are computed as one ``C × C`` product masked to its block
     diagonal, so q, k and v never leave the ``(B, N, C)`` layout (no head transposes or copies).
+    The softmax runs over the tokens of ``k``, not over ``q kᵀ``: this is not ``softmax(q kᵀ) v``,
+    so there is no ``scaled_dot_product_attention`` form of it and no ``attn_impl`` switch.
 
     Args:
         embed_dims: channels.
@@ -270,6 +265,9 @@ class MHCAStage(nn.Module):
 class MPViT(PyramidBackbone):
     """MPViT backbone (``type='MPViT'``), a 4-level pyramid (strides 4–32) from any input size.
 
+    Its factorized attention is not ``softmax(q kᵀ) v`` (see :class:`FactorizedAttention`), so,
+    unlike Swin, CSWin and CvT, it takes no ``attn_impl``: there is no SDPA form to switch to.
+
     Args:
         arch: ``'tiny'``, ``'xsmall'``, ``'small'``, ``'base'``, or a dict with ``embed_dims``
             (4 widths), ``num_layers``, ``num_heads``, ``mlp_ratios`` and ``num_paths`` (4 each).
@@ -286,7 +284,9 @@ class MPViT(PyramidBackbone):
         out_indices: levels to return (0..3, strides 4..32).
         frozen_stages: ``-1`` none; ``0`` the stem; ``k`` also stages ``0..k-1`` (embedding and
             encoders).
-        with_cp: gradient checkpointing of every encoder layer and local path (non-reentrant).
+        with_cp: what the backward pass recomputes instead of storing: ``False``, ``'act'`` (the
+            encoder MLPs' GELU) or ``True`` (every encoder layer and local path, non-reentrant);
+            see :class:`~mmvit_plugin.models.backbones.base.PyramidBackbone`.
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH)`` loads an
             official classification release (``{'model': ...}``), an official or mmseg/mmdet dense
             checkpoint (flat or ``state_dict``, with or without ``backbone.``) or a converted file.
@@ -313,9 +313,11 @@ class MPViT(PyramidBackbone):
                  norm_eval: bool = False,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  frozen_stages: int = -1,
-                 with_cp: bool = False,
+                 with_cp: Union[bool, str] = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        super().__init__(in_channels, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        super().__init__(in_channels=in_channels, out_indices=out_indices,
+                         frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp,
+                         init_cfg=init_cfg)
         arch = self.resolve_arch(arch)
         embed_dims, num_layers, num_heads, mlp_ratios, num_paths = (
             [arch[k]] * 4 if isinstance(arch[k], (int, float)) else list(arch[k])
@@ -346,6 +348,7 @@ class MPViT(PyramidBackbone):
                           crpe_windows, norm_cfg))
         self.apply(self.init_module_weights)
         self.apply(self._init_conv_bn)
+        self.with_cp = with_cp  # again, now that the MLPs exist (with_cp='act' reaches them)
 
     @staticmethod
     def _init_conv_bn(m: nn.Module) -> None:
@@ -372,10 +375,10 @@ class MPViT(PyramidBackbone):
         outs = [self.run_block(stage.InvRes, inputs[0])]
         for x, encoder in zip(inputs, stage.mhca_blks):
             size = x.shape[-2:]
-            x = map_to_tokens(x)
+            x = nchw_to_tokens(x)
             for layer in encoder.MHCA_layers:
                 x = self.run_block(layer, x, size, encoder.cpe, encoder.crpe)
-            outs.append(tokens_to_map(x, size))
+            outs.append(tokens_to_nchw(x, size))
         return stage.aggregate(torch.cat(outs, dim=1))
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:

@@ -16,7 +16,7 @@ from aranges and comparisons (padded sizes written as multiples of the window, s
 :func:`padded_size`), and the other padding from
 :func:`~mmvit_plugin.models.layers.pad_to_multiple`, so the backbone compiles without graph
 breaks and exports to ONNX with dynamic sizes. Nothing is cached per input size (building the
-tables costs well under 1 % of a forward pass), so multi-scale training rebuilds nothing.
+tables costs 0.1 % of a training step), so multi-scale training rebuilds nothing.
 """
 import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -28,7 +28,7 @@ from mmengine.registry import MODELS
 
 from ...checkpoint import CheckpointError, StateDict, rename_keys
 from ..attention import check_attn_impl, uses_sdpa
-from ..layers import ConvPatchEmbed, DropPath, Mlp, nhwc_to_nchw, pad_to_multiple, window_partition
+from ..layers import ConvPatchEmbed, DropPath, Mlp, nhwc_to_nchw, pad_to_multiple
 from .base import PyramidBackbone
 
 #: Value the official code puts between tokens of different regions in shifted windows.
@@ -50,6 +50,25 @@ def padded_size(size: int, window: int) -> int:
     return (size + window - 1) // window * window
 
 
+def window_coordinates(height: int, width: int, window: int,
+                       device: Optional[torch.device] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Row and column of each slot of the windows of a ``height x width`` map (multiples of the
+    window), in partition order: two ``(nW * w²,)`` tensors.
+
+    The window partition of an index table, as arithmetic on one arange: a reshape-and-transpose
+    partition (or a broadcast over the window counts) would make ``torch.compile`` specialise on
+    a stage having a single window row and, separately, a single window column (size-1
+    broadcasting and contiguity read those sizes), and recompile for each."""
+    slot = torch.arange(height * width, device=device)
+    index, offset = slot // (window * window), slot % (window * window)
+    windows_per_row = width // window
+    window_row = index // windows_per_row
+    rows = window_row * window + offset // window
+    # not index % windows_per_row: the ONNX exporter takes no remainder by a symbolic size
+    cols = (index - window_row * windows_per_row) * window + offset % window
+    return rows, cols
+
+
 def shift_window_mask(height: int, width: int, window: int, shift: int,
                       device: Optional[torch.device] = None) -> torch.Tensor:
     """``(nW, w², w²)`` additive mask for the shifted windows of a rolled, padded ``height x width``
@@ -58,16 +77,16 @@ def shift_window_mask(height: int, width: int, window: int, shift: int,
     The official code labels the nine regions by slice assignment; here the label of a row (or
     column) counts the region borders at or before it (``n - window``, ``n - shift``), which gives
     the same regions from comparisons alone: no in-place writes and no sizes read back, so it
-    traces with symbolic sizes and runs without host-device syncs. Building it costs 1.6 ms per
-    shifted block at the largest stage of an 800×1333 input (3.3 M entries; 0.03 % of a Swin-T
+    traces with symbolic sizes and runs without host-device syncs. With the gather indices it
+    costs 7.0 ms of CPU time per iteration at 800×1088 (all 12 blocks; 0.1 % of a Swin-T
     forward + backward there), so it is built where it is used, not cached.
     """
     def region(n: int) -> torch.Tensor:
         pos = torch.arange(n, device=device)
         return (pos >= n - window).long() + (pos >= n - shift).long()
 
-    labels = region(height)[:, None] * 3 + region(width)[None, :]
-    labels = window_partition(labels[None, :, :, None], (window, window)).squeeze(-1)  # (nW, w²)
+    rows, cols = window_coordinates(height, width, window, device)
+    labels = (region(height)[rows] * 3 + region(width)[cols]).view(-1, window * window)  # (nW, w²)
     different = labels[:, None, :] != labels[:, :, None]
     return torch.where(different, SHIFT_MASK_VALUE, 0.).to(torch.float32)
 
@@ -87,9 +106,9 @@ def window_token_indices(height: int, width: int, window: int, shift: int,
     # padded map lands on rolled row (r - shift) mod Hp (rolls of aranges: no modulo by a size)
     rows = torch.roll(torch.arange(padded_h, device=device), -shift)
     cols = torch.roll(torch.arange(padded_w, device=device), -shift)
-    inside = (rows < height)[:, None] & (cols < width)[None, :]
-    source = torch.where(inside, rows[:, None] * width + cols[None, :], height * width)
-    source = window_partition(source[None, :, :, None], (window, window)).flatten()
+    slot_rows, slot_cols = window_coordinates(padded_h, padded_w, window, device)
+    rows, cols = rows[slot_rows], cols[slot_cols]
+    source = torch.where((rows < height) & (cols < width), rows * width + cols, height * width)
     rolled_rows = torch.roll(torch.arange(padded_h, device=device), shift)[:height]
     rolled_cols = torch.roll(torch.arange(padded_w, device=device), shift)[:width]
     window_index = ((rolled_rows // window)[:, None] * (padded_w // window)
@@ -153,9 +172,10 @@ class WindowAttention(nn.Module):
         token, so here qkv runs on the map's own tokens, one gather puts them (and, in padded
         slots, the qkv of a zero token: the bias) in window order, and one gather brings the
         attention output back before the output projection: the official values bit for bit.
-        Side by side with pad / roll / partition around projections of every slot (the official
-        order), Swin-T at 512×512 on CPU takes 0.85× the time forward and 0.74× forward + backward
-        (tools/benchmark.py, 2 threads), and it exports to ONNX with dynamic sizes.
+        Against the official code (pad / roll / partition around projections of every slot),
+        Swin-T on CPU, 2 threads, takes the same time forward at 512×512 (official / ours 0.99×),
+        0.93× the time forward + backward, and at 800×1333 forward + backward 0.92× the time and
+        0.95× the peak memory (tools/benchmark.py, 3–4 interleaved rounds; docs/benchmarks.md).
         """
         B, H, W, C = x.shape
         window = self.window_size

@@ -4,9 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from attention_checks import check_auto_attention_choice, check_same_outputs_and_gradients
 from backbone_checks import (assert_pyramid, check_bad_inputs, check_checkpoint_errors,
                              check_frozen_stages, check_with_cp_same_grads, run_mask_rcnn_step,
                              run_upernet_step)
+from mmvit_plugin.models.backbones import cswin as cswin_module
 from mmvit_plugin.models.backbones.cswin import CSWin, CSWinBlock, convert_cswin_checkpoint
 
 # Parameter counts of the official dense backbone (segmentation/backbone/cswin_transformer.py, with
@@ -134,19 +136,46 @@ def test_stripes_are_centred_and_cross_shaped():
     assert changed[0, 6] and changed[4, 9] and changed[11, 3]  # far ends of both stripes
 
 
-def test_mlp_recompute_is_exact():
+@pytest.mark.parametrize('with_cp', [False, 'act', True])
+def test_with_cp_setting_reaches_the_mlps(with_cp):
+    model = small_cswin(with_cp=with_cp)
+    assert model.with_cp == with_cp
+    mlps = [block.mlp for stage in model.stages for block in stage.blocks]
+    assert mlps and all(mlp.recompute_act == (with_cp == 'act') for mlp in mlps)
+
+
+def test_with_cp_act_same_gradients():
+    check_with_cp_same_grads(lambda with_cp: small_cswin(with_cp='act' if with_cp else False))
+
+
+def test_mlp_activation_is_recomputed_only_with_act():
+    """with_cp='act' runs GELU again in backward (its output is not stored); False does not."""
+    for with_cp, gelu_runs in ((False, 1), ('act', 2)):
+        torch.manual_seed(0)
+        block = small_cswin(with_cp=with_cp).train().stages[0].blocks[0]
+        calls = []
+        block.mlp.act.register_forward_hook(lambda *args: calls.append(1))
+        x = torch.randn(2, 6, 6, 16, requires_grad=True)
+        block(x).pow(2).sum().backward()
+        assert len(calls) == gelu_runs, with_cp
+
+
+@pytest.mark.parametrize('size', [(75, 101), (29, 37)])
+def test_attention_implementations_agree(size):
+    """attn_impl='sdpa' and 'explicit' give the same outputs and gradients (both stripe branches,
+    centred padding and the global last stage)."""
     torch.manual_seed(0)
-    block = CSWinBlock(16, 2, 2).train()
-    x = torch.randn(2, 6, 6, 16, requires_grad=True)
-    grads = []
-    for fn in (block.mlp, block.mlp_forward):
-        block.zero_grad()
-        x.grad = None
-        out = fn(x)
-        out.pow(2).sum().backward()
-        grads.append((out.detach(), x.grad.clone(), block.mlp.fc1.weight.grad.clone()))
-    for a, b in zip(*grads):
-        torch.testing.assert_close(a, b)
+    explicit = small_cswin(drop_path_rate=0., attn_impl='explicit')
+    sdpa = small_cswin(drop_path_rate=0., attn_impl='sdpa')
+    sdpa.load_state_dict(explicit.state_dict())
+    check_same_outputs_and_gradients(explicit, sdpa, torch.randn(2, 3, *size))
+
+
+def test_attn_impl_is_checked_and_auto_picks_by_device():
+    with pytest.raises(ValueError, match="CSWin: attn_impl must be one of"):
+        small_cswin(attn_impl='flash')
+    assert small_cswin(attn_impl='explicit').stages[2].blocks[0].attn.attn_impl == 'explicit'
+    check_auto_attention_choice(cswin_module, small_cswin)
 
 
 def test_padding_is_local_to_the_input():

@@ -4,9 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from attention_checks import check_auto_attention_choice, check_same_outputs_and_gradients
 from backbone_checks import (assert_pyramid, check_bad_inputs, check_checkpoint_errors,
                              check_frozen_stages, check_with_cp_same_grads, run_mask_rcnn_step,
                              run_upernet_step)
+from mmvit_plugin.models import attention as attention_module
 from mmvit_plugin.models.backbones import cvt as cvt_module
 from mmvit_plugin.models.backbones.cvt import CvT, convert_cvt_checkpoint
 
@@ -152,8 +154,8 @@ def test_attention_uses_fused_sdpa(monkeypatch):
         calls.append((q.shape, k.shape, attn_mask, kwargs.get('scale')))
         return sdpa(q, k, v, attn_mask=attn_mask, **kwargs)
 
-    monkeypatch.setattr(cvt_module.F, 'scaled_dot_product_attention', spy)
-    model = small_cvt().eval()
+    monkeypatch.setattr(attention_module.F, 'scaled_dot_product_attention', spy)
+    model = small_cvt(attn_impl='sdpa').eval()
     with torch.no_grad():
         model(torch.randn(1, 3, 64, 64))
     assert len(calls) == 5
@@ -163,8 +165,49 @@ def test_attention_uses_fused_sdpa(monkeypatch):
     assert calls[2][0] == (1, 3, 1 + 4 * 4, 16) and calls[2][3] == pytest.approx(48**-0.5)
 
 
+@pytest.mark.parametrize('extra', [0, 1])
+def test_explicit_attention_matches_reference(extra):
+    block = randomise_(small_cvt(attn_impl='explicit')).stage2.blocks[0].eval()
+    H, W = 5, 7
+    x = torch.randn(2, extra + H * W, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(block.attn(x, H, W),
+                                   _reference_attention(block.attn, x, H, W, extra),
+                                   rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('size', [(75, 101), (29, 37)])
+def test_attention_implementations_agree(size):
+    """attn_impl='sdpa' and 'explicit' give the same outputs and gradients (cls token, strided
+    k/v and the stride-1 last stage included); BN in eval mode so both see the same statistics."""
+    explicit = randomise_(small_cvt(drop_path_rate=0., attn_impl='explicit')).eval()
+    sdpa = small_cvt(drop_path_rate=0., attn_impl='sdpa').eval()
+    sdpa.load_state_dict(explicit.state_dict())
+    torch.manual_seed(1)
+    check_same_outputs_and_gradients(explicit, sdpa, torch.randn(2, 3, *size))
+
+
+def test_attn_impl_is_checked_and_auto_picks_by_device():
+    with pytest.raises(ValueError, match="CvT: attn_impl must be one of"):
+        small_cvt(attn_impl='flash')
+    assert small_cvt(attn_impl='explicit').stage3.blocks[0].attn.attn_impl == 'explicit'
+    check_auto_attention_choice(cvt_module, small_cvt)
+
+
 def test_with_cp_same_gradients():
     check_with_cp_same_grads(small_cvt)
+
+
+@pytest.mark.parametrize('with_cp', [False, 'act', True])
+def test_with_cp_setting_reaches_the_mlps(with_cp):
+    model = small_cvt(with_cp=with_cp)
+    assert model.with_cp == with_cp
+    mlps = [block.mlp for stage in model.stages for block in stage.blocks]
+    assert mlps and all(mlp.recompute_act == (with_cp == 'act') for mlp in mlps)
+
+
+def test_with_cp_act_same_gradients():
+    check_with_cp_same_grads(lambda with_cp: small_cvt(with_cp='act' if with_cp else False))
 
 
 def test_frozen_stages():

@@ -119,6 +119,19 @@ def test_with_cp_same_gradients():
     check_with_cp_same_grads(small_mpvit)
 
 
+@pytest.mark.parametrize('with_cp', [False, 'act', True])
+def test_with_cp_setting_reaches_the_mlps(with_cp):
+    model = small_mpvit(with_cp=with_cp)
+    assert model.with_cp == with_cp
+    mlps = [layer.mlp for stage in model.mhca_stages for encoder in stage.mhca_blks
+            for layer in encoder.MHCA_layers]
+    assert mlps and all(mlp.recompute_act == (with_cp == 'act') for mlp in mlps)
+
+
+def test_with_cp_act_same_gradients():
+    check_with_cp_same_grads(lambda with_cp: small_mpvit(with_cp='act' if with_cp else False))
+
+
 def test_frozen_stages():
     prefixes = {-1: ['stem.']}
     prefixes.update({i: [f'patch_embed_stages.{i}.', f'mhca_stages.{i}.'] for i in range(4)})

@@ -1,0 +1,160 @@
+"""torch.compile: every backbone traces into one graph (no graph breaks), and with dynamic=True a
+new input size reuses the compiled graph (bounded, documented exceptions below: CSWin's
+convolution backend choice, Swin's stages with a single window, dynamo's duck sizing).
+
+Graph breaks are counted with ``torch._dynamo.explain`` (dynamo only, no backend compiles); the
+recompile tests compile with a counting backend around ``'eager'`` (what dynamo guards on does
+not depend on the backend, and inductor would take minutes on 2 cores). tools/benchmark.py
+``--compile`` measures inductor's speed.
+"""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, List, Tuple
+
+import pytest
+import torch
+import torch._dynamo
+from mmengine.registry import MODELS
+
+import mmvit_plugin  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[3]
+TOY_SEG_CFG = REPO / 'configs' / 'toy' / 'upernet_cswin_toy.py'
+
+SMALL = {
+    'Swin': dict(arch=dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4))),
+    'CSWin': dict(arch=dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(2, 2, 4, 4))),
+    'CvT': dict(arch=dict(embed_dims=(16, 32, 48, 48), num_heads=(1, 2, 3, 3), depths=(1, 1, 1, 1))),
+    'MPViT': dict(arch=dict(embed_dims=(16, 24, 32, 40), num_layers=(1, 1, 1, 1), num_heads=8,
+                            mlp_ratios=2, num_paths=(2, 2, 2, 2))),
+}
+#: Non-square first: dynamo's duck sizing gives equal sizes one symbol, so a square first input
+#: makes H == W a guard and the first non-square one recompiles (once).
+SIZES = [(64, 96), (97, 131), (160, 122)]
+
+
+def build(name: str, **kwargs) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return MODELS.build(dict(type=name, **SMALL[name], **kwargs))
+
+
+@pytest.fixture(autouse=True)
+def fresh_dynamo():
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+class CountingBackend:
+    """A dynamo backend that runs the captured graphs eagerly and counts compilations."""
+
+    def __init__(self) -> None:
+        self.graphs: List[torch.fx.GraphModule] = []
+
+    def __call__(self, gm: torch.fx.GraphModule, example_inputs: list) -> Callable:
+        self.graphs.append(gm)
+        return gm.forward
+
+
+@pytest.mark.parametrize('name', sorted(SMALL))
+@pytest.mark.parametrize('mode', ['eval', 'train'])
+def test_one_graph_without_breaks(name, mode):
+    """Inference (no_grad) and a training forward (drop path on, MLP recomputation
+    ``with_cp='act'``) each trace into a single graph."""
+    model = build(name, drop_path_rate=0.1, with_cp='act' if mode == 'train' else False)
+    model.train(mode == 'train')
+    x = torch.randn(2, 3, 64, 96)
+    with torch.set_grad_enabled(mode == 'train'):
+        explanation = torch._dynamo.explain(model)(x)
+    assert explanation.graph_break_count == 0, [str(r.reason) for r in explanation.break_reasons]
+    assert explanation.graph_count == 1
+
+
+def compile_at_sizes(name: str, sizes: List[Tuple[int, int]]) -> List[int]:
+    """Graphs compiled so far after each size (dynamic=True, fullgraph), and outputs checked
+    against the eager model."""
+    model = build(name).eval()
+    backend = CountingBackend()
+    compiled = torch.compile(model, backend=backend, dynamic=True, fullgraph=True)
+    counts = []
+    for size in sizes:
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            for got, expected in zip(compiled(x), model(x)):
+                torch.testing.assert_close(got, expected)
+        counts.append(len(backend.graphs))
+    return counts
+
+
+@pytest.mark.parametrize('name', ['CvT', 'MPViT'])
+def test_dynamic_compile_takes_new_sizes_without_recompiling(name):
+    assert compile_at_sizes(name, SIZES) == [1] * len(SIZES)
+
+
+@pytest.mark.slow
+def test_square_first_input_recompiles_once():
+    """Duck sizing: compiled on a square input, H == W is guarded; the first non-square input
+    compiles once more, and then no other size does."""
+    assert compile_at_sizes('MPViT', [(64, 64), (64, 96), (97, 131)]) == [1, 2, 2]
+
+
+@pytest.mark.slow
+def test_cswin_recompiles_are_bounded():
+    """CSWin's LePE is a depthwise convolution over ``batch x stripes`` maps, and PyTorch picks
+    the CPU convolution backend by whether that count is at least 16 (a guard on the size). For a
+    batch of 2 the count crosses 16 at H or W of about 115 (stage 2) and 787 (stage 3), so sizes
+    on the same side of those thresholds share one graph; at most one graph per combination."""
+    counts = compile_at_sizes('CSWin', [(128, 160), (131, 197), (160, 130), (97, 101), (99, 111)])
+    assert counts == [1, 1, 1, 2, 2]
+
+
+@pytest.mark.slow
+def test_swin_recompiles_only_when_a_stage_drops_to_one_window():
+    """Sizes whose every stage spans at least two windows (with window 7, above 224 pixels on
+    one side) share one graph. A stage with a single window is a specialisation (the view to
+    ``(B * nW, w², 3C)`` asks whether ``nW == 1``), so sizes that bring one more stage down to
+    one window compile once more: at most one graph per stage beyond the first."""
+    counts = compile_at_sizes('Swin', [(256, 320), (333, 517), (232, 300),  # 2+ windows each
+                                       (97, 131), (160, 122),  # stage 4: one window
+                                       (64, 96),  # stages 3 and 4
+                                       (40, 50), (300, 200)])  # stages 2-4; then back
+    assert counts == [1, 1, 1, 2, 2, 3, 4, 4]
+
+
+def _train_losses(log: str) -> List[float]:
+    return [float(m) for m in re.findall(r'Iter\(train\) \[\d+/\d+\].*? loss: ([\d.]+)', log)]
+
+
+@pytest.mark.slow
+def test_runner_compile_option_trains_like_eager(tmp_path):
+    """mmengine's ``compile`` option (the Runner compiles ``train_step``) on the toy UperNet +
+    CSWin config: training runs, gives the eager run's losses (backend 'eager' runs the same
+    ops), and no graph break or recompile happens in this package's code (those in mmseg's
+    losses and data preprocessor are mmseg's)."""
+    data = tmp_path / 'ade'
+    subprocess.run([sys.executable, str(REPO / 'tools' / 'make_toy_data.py'), '--kind', 'ade',
+                    '--out', str(data), '--train', '4', '--val', '2'], check=True,
+                   capture_output=True)
+    options = [f'{split}_dataloader.dataset.data_root={data}' for split in ('train', 'val', 'test')]
+    options += ['train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+                'train_dataloader.persistent_workers=False', 'train_cfg.max_iters=4',
+                'train_cfg.val_interval=100', 'default_hooks.logger.interval=1',
+                'default_hooks.checkpoint.interval=100']
+    logs = {}
+    for run, extra in (('eager', []), ('compiled', ['compile.backend=eager'])):
+        res = subprocess.run(
+            [sys.executable, str(REPO / 'tools' / 'train.py'), str(TOY_SEG_CFG), '--work-dir',
+             str(tmp_path / run), '--cfg-options', *options, *extra],
+            capture_output=True, text=True, cwd=REPO,
+            env=dict(os.environ, TORCH_LOGS='graph_breaks,recompiles'))
+        assert res.returncode == 0, res.stderr[-4000:]
+        logs[run] = res.stdout + res.stderr
+    assert 'Model has been "compiled"' in logs['compiled']
+    eager, compiled = _train_losses(logs['eager']), _train_losses(logs['compiled'])
+    assert len(eager) == 4 and compiled == pytest.approx(eager, rel=1e-5)
+    ours = [line for line in logs['compiled'].splitlines()
+            if ('Graph break' in line or 'Recompiling' in line) and 'mmvit_plugin' in line]
+    assert not ours, ours
