@@ -5,11 +5,12 @@ needs unsafe unpickling is refused with :class:`CheckpointError` whatever the pa
 
 - local paths (``~`` expanded);
 - ``http://`` / ``https://``: downloaded once into torch's hub cache (``<torch hub
-  dir>/checkpoints``, as torch and mmengine do), with a progress bar; rank 0 downloads first in
-  distributed runs;
-- mmengine's other schemes (``open-mmlab://``, ``torchvision://``, ``mmcls://``, ``s3://``,
-  ``petrel://``, ``pavi://``) go through mmengine's ``CheckpointLoader``, whose loaders
-  :mod:`mmvit_plugin.engine` replaces with weights-only ones when the package is imported.
+  dir>/checkpoints``, as torch and mmengine do), keyed by the URL and checked on reuse (see
+  :func:`download_checkpoint`), with a progress bar; rank 0 downloads first in distributed runs;
+- every other scheme mmengine's ``CheckpointLoader`` knows (``open-mmlab://``, ``torchvision://``,
+  ``mmcls://``, ``s3://`` and ``cluster:s3://``, ``petrel://``, ``pavi://``, and any registered
+  later) goes through it; :mod:`mmvit_plugin.engine` replaces its loaders with weights-only ones
+  when the package is imported.
 
 Layouts met in the wild (see SPEC.md): ``{'model': sd}`` (Swin, MPViT classification),
 ``{'state_dict': sd, 'state_dict_ema': sd}`` (CSWin, timm's saver), a flat dict (CvT, timm,
@@ -18,18 +19,22 @@ safetensors files), and mmseg / mmdet / mmengine whole-model checkpoints
 
 This module imports neither the models nor mmcv: the engine and the models both build on it.
 """
+import contextlib
 import hashlib
+import http.client
 import io
 import os
 import os.path as osp
 import pickle
 import re
+import secrets
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -41,7 +46,6 @@ WRAPPER_KEYS = ('state_dict', 'state_dict_ema', 'model')
 #: Seconds without an answer before a download gives up.
 DOWNLOAD_TIMEOUT_S = 60
 _URL = re.compile(r'^https?://', re.IGNORECASE)
-_SCHEME = re.compile(r'^[A-Za-z][\w+.-]*://')
 
 
 class CheckpointError(RuntimeError):
@@ -53,8 +57,16 @@ def is_url(uri: PathLike) -> bool:
 
 
 def is_uri(uri: PathLike) -> bool:
-    """Whether ``uri`` names a scheme (``https://``, ``s3://``, ``open-mmlab://``…), not a path."""
-    return bool(_SCHEME.match(os.fspath(uri)))
+    """Whether ``uri`` is read through a scheme rather than as a local path.
+
+    True for URLs and for whatever mmengine's ``CheckpointLoader`` has a scheme for
+    (``open-mmlab://``, ``s3://``, ``cluster:s3://``, …, and schemes registered later), matched as
+    it matches them, so that no URI it can load is taken for a missing local file.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+    uri = os.fspath(uri)
+    return is_url(uri) or any(prefix and re.match(prefix, uri)  # '' (local paths) matches all
+                              for prefix in CheckpointLoader._schemes)
 
 
 def read_checkpoint(uri: PathLike, map_location: Any = 'cpu') -> Any:
@@ -120,9 +132,52 @@ def _read_safetensors(path: str, map_location: Any, name: str) -> StateDict:
                               f'({type(err).__name__}: {err})') from err
 
 
+#: Globals that :func:`_torch_load` accepts beyond torch's own (see :func:`allow_globals`).
+_ALLOWED_GLOBALS: List[Any] = []
+_allowlist_lock = threading.Lock()
+_allowlist_users = 0
+_allowlist_added: List[Any] = []
+
+
+def allow_globals(globals_: Sequence[Any]) -> None:
+    """Let this module's weights-only loads accept ``globals_`` too (e.g. mmengine's
+    ``HistoryBuffer``); torch's own allowlist, which every ``torch.load`` in the process uses,
+    is widened only while one of these loads runs."""
+    _ALLOWED_GLOBALS.extend(g for g in globals_ if g not in _ALLOWED_GLOBALS)
+
+
+@contextlib.contextmanager
+def _allowlist_widened() -> Iterator[None]:
+    """torch's weights-only allowlist plus :data:`_ALLOWED_GLOBALS`, for the duration.
+
+    Like ``torch.serialization.safe_globals``, but the allowlist is one set for the whole process:
+    concurrent loads share one widening (made by the first, undone by the last), and globals the
+    user allowed themselves stay allowed afterwards.
+    """
+    global _allowlist_users, _allowlist_added
+    with _allowlist_lock:
+        if _allowlist_users == 0:
+            present = torch.serialization.get_safe_globals()
+            _allowlist_added = [g for g in _ALLOWED_GLOBALS if g not in present]
+            torch.serialization.add_safe_globals(_allowlist_added)
+        _allowlist_users += 1
+    try:
+        yield
+    finally:
+        with _allowlist_lock:
+            _allowlist_users -= 1
+            if _allowlist_users == 0:
+                # torch >= 2.4 has no public call removing some globals: set the rest again
+                kept = [g for g in torch.serialization.get_safe_globals()
+                        if g not in _allowlist_added]
+                torch.serialization.clear_safe_globals()
+                torch.serialization.add_safe_globals(kept)
+
+
 def _torch_load(file: Union[str, io.BytesIO], map_location: Any, name: str) -> Any:
     try:
-        return torch.load(file, map_location=map_location, weights_only=True)
+        with _allowlist_widened():
+            return torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if 'Weights only load failed' in str(err):
             reason = next((line.strip() for line in str(err).splitlines()
@@ -152,6 +207,11 @@ _CORRUPTION = re.compile(r'PytorchStreamReader|zip archive|central directory|mag
 
 
 # --- downloads ----------------------------------------------------------------------------------
+#: torch.hub's names that carry the start of their file's sha256 (``resnet50-0676ba61.pth``); as
+#: torch's docs say, eight or more hex digits, so ``cvt-13.pth`` is no hash.
+_HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.')
+
+
 def checkpoint_cache_dir() -> str:
     """Where downloads go: ``<torch hub dir>/checkpoints``, shared with torch and mmengine."""
     return osp.join(torch.hub.get_dir(), 'checkpoints')
@@ -160,86 +220,160 @@ def checkpoint_cache_dir() -> str:
 def download_checkpoint(url: str, progress: Optional[bool] = None) -> str:
     """The local path of ``url`` in the hub cache, downloading it first if needed.
 
-    The file keeps the URL's file name (so that files torch or mmengine downloaded are reused);
-    another URL with a name already taken (two hubs' ``model.safetensors``) gets a name prefixed
-    by a hash of its URL. In a distributed run rank 0 downloads and the others wait for it.
+    A file whose name carries its sha256 prefix (torch.hub's ``name-<sha256 prefix>.ext``) is
+    kept as ``<cache>/<name>``, where torch and mmengine keep it too: its content is checked
+    against its name, so it can be shared. Any other file goes to ``<cache>/<hash of the
+    URL>/<name>`` with its sha256 beside it (``<name>.sha256``, as ``sha256sum`` writes it), so two
+    URLs never share a file. A cached file that fails its check (truncated, corrupted) is
+    downloaded again.
+
+    In a distributed run rank 0 downloads while the others wait; then every rank learns whether it
+    succeeded, so that a failed download stops every rank with rank 0's error instead of leaving
+    them waiting. The other ranks then use rank 0's file (or download it themselves where the
+    cache is not shared).
     """
-    from mmengine.dist import barrier, get_dist_info
+    from mmengine.dist import broadcast_object_list, get_dist_info
     rank, world_size = get_dist_info()
+    if world_size == 1:
+        return _download(url, progress)
+    error: Optional[Exception] = None
     if rank == 0:
-        path = _download(url, progress)
-    if world_size > 1:
-        barrier()
-        if rank > 0:
+        try:
             path = _download(url, progress)
-    return path
+        except Exception as err:  # noqa: BLE001  (every rank is told below, then it is raised)
+            error = err
+    status: List[Optional[str]] = [None if error is None else _describe(error)]
+    broadcast_object_list(status, src=0)
+    if error is not None:
+        raise error
+    if status[0] is not None:
+        raise CheckpointError(f'rank 0 could not download the checkpoint, so rank {rank} stops '
+                              f'too: {status[0]}')
+    return path if rank == 0 else _download(url, progress)
 
 
-def _cache_path(url: str) -> str:
-    cache = checkpoint_cache_dir()
+def _describe(err: Exception) -> str:
+    return str(err) if isinstance(err, CheckpointError) else f'{type(err).__name__}: {err}'
+
+
+def _cache_path(url: str) -> Tuple[str, Optional[str]]:
+    """Where ``url`` is cached, and the sha256 prefix its name promises (None if none)."""
     name = osp.basename(urllib.parse.urlparse(url).path) or 'checkpoint'
-    path = osp.join(cache, name)
-    source = path + '.url'
-    if osp.isfile(path) and osp.isfile(source):
-        with open(source) as f:
-            if f.read().strip() != url:
-                digest = hashlib.sha256(url.encode()).hexdigest()[:12]
-                path = osp.join(cache, f'{digest}-{name}')
-    return path
+    match = _HASH_IN_NAME.search(name)
+    if match:
+        return osp.join(checkpoint_cache_dir(), name), match.group(1)
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return osp.join(checkpoint_cache_dir(), key, name), None
+
+
+def _cached(path: str, hash_prefix: Optional[str]) -> bool:
+    """Whether ``path`` is a whole download: its sha256 is the one its name or record gives."""
+    if not osp.isfile(path):
+        return False
+    expected = hash_prefix
+    if expected is None:
+        try:
+            with open(path + '.sha256') as f:
+                expected = f.read().split(maxsplit=1)[0]
+        except (OSError, IndexError):  # no record: the download never completed
+            return False
+    actual = _sha256(path)
+    if actual.startswith(expected) if hash_prefix else actual == expected:
+        return True
+    sys.stderr.write(f'{path} is incomplete or corrupted (sha256 {actual}, expected {expected}); '
+                     'downloading it again\n')
+    return False
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _download(url: str, progress: Optional[bool]) -> str:
-    path = _cache_path(url)
-    if osp.isfile(path):
+    path, hash_prefix = _cache_path(url)
+    if _cached(path, hash_prefix):
         return path
-    os.makedirs(osp.dirname(path), exist_ok=True)
     if progress is None:
         progress = sys.stderr.isatty()
     sys.stderr.write(f'Downloading {url} to {path}\n')
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), prefix='.download-', suffix='.part')
     try:
         request = urllib.request.Request(url, headers={'User-Agent': 'mmvit_plugin'})
         with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response, \
-                os.fdopen(fd, 'wb') as out:
+                atomic_write(path) as out:
             total = int(response.headers.get('Content-Length') or 0) or None
-            _copy_with_progress(response, out, total, progress)
+            sha256 = _copy_with_progress(response, out, total, progress)
             if total is not None and out.tell() != total:
                 raise CheckpointError(f'the download of {url} stopped after {out.tell()} of '
                                       f'{total} bytes; run again to retry')
-        os.replace(tmp, path)
-        with open(path + '.url', 'w') as f:
-            f.write(url + '\n')
-    except (urllib.error.URLError, OSError, ValueError) as err:
+            if hash_prefix is not None and not sha256.startswith(hash_prefix):
+                raise CheckpointError(
+                    f'the download of {url} is not the file its name promises: its name says its '
+                    f'sha256 starts with {hash_prefix} (torch.hub\'s name-<sha256 prefix> '
+                    f'convention), but its sha256 is {sha256}. Nothing was cached; check the URL, '
+                    'or download the file yourself and point the config at it')
+        if hash_prefix is None:
+            with atomic_write(path + '.sha256') as record:
+                record.write(f'{sha256}  {osp.basename(path)}\n'.encode())
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
         # HTTPError's str() has the status code; URLError's reason says what failed to connect
         reason = err if isinstance(err, urllib.error.HTTPError) else getattr(err, 'reason', err)
+        name = osp.basename(path)
         raise CheckpointError(
             f'could not download the checkpoint {url} ({reason}). Without network access, '
             f'download it on another machine, copy it here and point the config at the file, '
-            f"e.g. --cfg-options model.backbone.init_cfg.checkpoint=/path/to/{osp.basename(path)} "
-            f'(backbone weights) or load_from=/path/to/{osp.basename(path)} (a whole model)'
+            f"e.g. --cfg-options model.backbone.init_cfg.checkpoint=/path/to/{name} "
+            f'(backbone weights) or load_from=/path/to/{name} (a whole model)'
         ) from err
-    finally:
-        if osp.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
-def _copy_with_progress(src: Any, dst: Any, total: Optional[int], progress: bool) -> None:
+def _copy_with_progress(src: Any, dst: Any, total: Optional[int], progress: bool) -> str:
+    """Copy ``src`` to ``dst`` in chunks; the sha256 of what was copied."""
+    digest = hashlib.sha256()
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=total, unit='B', unit_scale=True, unit_divisor=1024, file=sys.stderr)
     try:
-        while True:
-            chunk = src.read(1 << 20)
-            if not chunk:
-                break
+        for chunk in iter(lambda: src.read(1 << 20), b''):
             dst.write(chunk)
+            digest.update(chunk)
             if bar is not None:
                 bar.update(len(chunk))
     finally:
         if bar is not None:
             bar.close()
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_write(path: str) -> Iterator[BinaryIO]:
+    """A binary file that replaces ``path`` only once written whole and flushed to disk.
+
+    ``path`` is never half-written: a failure mid-write leaves the previous file as it was and
+    removes the temporary (a kill can leave only the hidden ``.<name>.<random>.tmp``). The file gets
+    what ``open(path, 'wb')`` would give it: 0666 less the umask, applied by the kernel
+    (``tempfile.mkstemp`` would make it 0600, and reading the umask means setting it, which is not
+    thread-safe).
+    """
+    directory = osp.dirname(osp.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = osp.join(directory, f'.{osp.basename(path)}.{secrets.token_hex(8)}.tmp')
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 # --- finding the weights ------------------------------------------------------------------------

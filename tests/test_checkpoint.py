@@ -1,4 +1,6 @@
+import hashlib
 import os
+import shutil
 
 import pytest
 import torch
@@ -66,6 +68,37 @@ def test_is_uri():
     assert not is_uri('/tmp/x.pth') and not is_uri('work_dirs/x.pth') and not is_uri('C:x')
 
 
+@pytest.mark.parametrize('uri', ['cluster:s3://bucket/x.pth', 'cluster-1:petrel://bucket/x.pth',
+                                 'modelzoo://resnet50', 'pavi://project/x.pth', 'HTTPS://x/y.pth'])
+def test_every_uri_mmengine_loads_is_a_uri(uri):
+    assert is_uri(uri)
+
+
+def test_a_scheme_registered_later_is_a_uri_and_an_unknown_one_is_a_path(monkeypatch):
+    from mmengine.runner.checkpoint import CheckpointLoader
+    assert not is_uri('mystore://bucket/x.pth')  # mmengine would read it as a local path too
+    monkeypatch.setattr(CheckpointLoader, '_schemes', dict(CheckpointLoader._schemes))
+    CheckpointLoader.register_scheme('mystore://', loader=lambda uri, map_location: W)
+    assert is_uri('mystore://bucket/x.pth')
+    assert read_checkpoint('mystore://bucket/x.pth') is W
+
+
+def test_cluster_s3_reaches_the_petrel_backend(tmp_path, monkeypatch):
+    """``cluster:s3://`` goes to mmengine's petrel backend, weights-only; not to a local path."""
+    from mmengine.fileio import PetrelBackend
+    torch.save({'state_dict': W}, tmp_path / 'x.pth')
+    asked = []
+
+    def get(self, filepath):
+        asked.append(filepath)
+        return (tmp_path / 'x.pth').read_bytes()
+
+    monkeypatch.setattr(PetrelBackend, '__init__', lambda self, **kwargs: None)  # no petrel_client
+    monkeypatch.setattr(PetrelBackend, 'get', get)
+    assert load_backbone_state_dict('cluster:s3://bucket/x.pth').keys() == W.keys()
+    assert asked == ['cluster:s3://bucket/x.pth']
+
+
 def test_a_file_saved_on_cuda_is_not_called_truncated(tmp_path, monkeypatch):
     """A whole file that cannot be loaded here says what failed, not 'truncated'."""
     path = tmp_path / 'cuda.pth'
@@ -125,12 +158,19 @@ def test_url_loads_once_into_the_hub_cache_and_matches_the_local_file(tmp_path, 
     for a, b, ref in zip(swin_features(from_url, x), swin_features(from_disk, x),
                          swin_features(source, x)):
         assert torch.equal(a, b) and torch.equal(a, ref)
-    cached = hub_dir / 'checkpoints' / 'swin_tiny_test.pth'
+    cached = cached_file(hub_dir, 'swin_tiny_test.pth')
     assert cached.read_bytes() == served.read_bytes()
     assert loopback_server.requests == 1
     read_checkpoint(url)  # from the cache: no second request
     assert loopback_server.requests == 1
-    assert not [f for f in os.listdir(cached.parent) if f.endswith('.part')]
+    assert not [f for f in os.listdir(cached.parent) if f.startswith('.')]  # no temporaries left
+
+
+def cached_file(hub_dir, name):
+    """The one file called ``name`` in the download cache."""
+    found = list((hub_dir / 'checkpoints').rglob(name))
+    assert len(found) == 1, found
+    return found[0]
 
 
 def test_same_file_name_from_another_url_does_not_reuse_the_cache(tmp_path, loopback_server, hub_dir):
@@ -141,6 +181,81 @@ def test_same_file_name_from_another_url_does_not_reuse_the_cache(tmp_path, loop
     assert read_checkpoint(loopback_server.url('a/model.safetensors'))['w'].sum() == 0
     assert read_checkpoint(loopback_server.url('b/model.safetensors'))['w'].sum() == 2
     assert read_checkpoint(loopback_server.url('a/model.safetensors'))['w'].sum() == 0
+    assert loopback_server.requests == 2
+    cached = sorted((hub_dir / 'checkpoints').rglob('model.safetensors'))
+    assert len(cached) == 2
+    assert sorted(p.read_bytes() for p in cached) == sorted(
+        (loopback_server.root / d / 'model.safetensors').read_bytes() for d in 'ab')
+
+
+def test_a_truncated_cached_file_is_downloaded_again(loopback_server, hub_dir):
+    torch.save({'w': torch.arange(1000.)}, loopback_server.root / 'plain.pth')
+    url = loopback_server.url('plain.pth')
+    read_checkpoint(url)
+    cached = cached_file(hub_dir, 'plain.pth')
+    cached.write_bytes(cached.read_bytes()[:500])  # e.g. a copy that ran out of disk
+    assert torch.equal(read_checkpoint(url)['w'], torch.arange(1000.))
+    assert loopback_server.requests == 2
+    assert cached.read_bytes() == (loopback_server.root / 'plain.pth').read_bytes()
+    cached.with_name('plain.pth.sha256').unlink()  # no record of a completed download: fetched again
+    read_checkpoint(url)
+    assert loopback_server.requests == 3
+
+
+def hash_named(folder, stem, obj):
+    """Save ``obj`` as torch.hub names released files: ``<stem>-<first 8 hex of its sha256>.pth``."""
+    tmp = folder / 'unnamed.pth'
+    torch.save(obj, tmp)
+    name = f'{stem}-{hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]}.pth'
+    tmp.rename(folder / name)
+    return name
+
+
+def test_hash_named_files_are_checked_and_shared_with_torch_hub(loopback_server, hub_dir):
+    name = hash_named(loopback_server.root, 'resnet', {'w': torch.arange(4.)})
+    url = loopback_server.url(name)
+    (hub_dir / 'checkpoints').mkdir(parents=True)
+    shutil.copy(loopback_server.root / name, hub_dir / 'checkpoints' / name)  # as torch.hub left it
+    assert torch.equal(read_checkpoint(url)['w'], torch.arange(4.))
+    assert loopback_server.requests == 0
+    # torch.hub's own loader finds what we download (same place, same name)
+    (hub_dir / 'checkpoints' / name).write_bytes(b'corrupted')
+    assert torch.equal(read_checkpoint(url)['w'], torch.arange(4.))
+    assert loopback_server.requests == 1
+    assert torch.equal(torch.hub.load_state_dict_from_url(url, check_hash=True)['w'], torch.arange(4.))
+    assert loopback_server.requests == 1
+
+
+def test_a_file_without_a_hash_in_its_name_left_by_torch_hub_is_not_reused(loopback_server, hub_dir):
+    """Its name alone does not say which URL it came from."""
+    torch.save({'w': torch.ones(2)}, loopback_server.root / 'model.pth')
+    (hub_dir / 'checkpoints').mkdir(parents=True)
+    torch.save({'w': torch.zeros(2)}, hub_dir / 'checkpoints' / 'model.pth')  # another URL's
+    assert read_checkpoint(loopback_server.url('model.pth'))['w'].sum() == 2
+    assert loopback_server.requests == 1
+    assert torch.load(hub_dir / 'checkpoints' / 'model.pth')['w'].sum() == 0  # left alone
+
+
+def test_a_file_whose_content_does_not_match_the_hash_in_its_name_is_refused(loopback_server,
+                                                                            hub_dir):
+    torch.save({'w': torch.ones(2)}, loopback_server.root / 'swin-0123abcd.pth')
+    actual = hashlib.sha256((loopback_server.root / 'swin-0123abcd.pth').read_bytes()).hexdigest()
+    with pytest.raises(CheckpointError) as err:
+        read_checkpoint(loopback_server.url('swin-0123abcd.pth'))
+    message = str(err.value)
+    assert 'starts with 0123abcd' in message and actual in message
+    assert not (hub_dir / 'checkpoints').exists() or not os.listdir(hub_dir / 'checkpoints')
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o077])
+def test_downloads_get_the_permissions_the_umask_gives(umask, loopback_server, hub_dir):
+    torch.save({'w': torch.ones(2)}, loopback_server.root / 'model.pth')
+    old = os.umask(umask)
+    try:
+        read_checkpoint(loopback_server.url('model.pth'))
+    finally:
+        os.umask(old)
+    assert cached_file(hub_dir, 'model.pth').stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 @pytest.mark.parametrize('where', ['404', 'refused'])
@@ -165,5 +280,5 @@ def test_code_running_pickle_over_http_is_refused_and_never_runs(tmp_path, loopb
         read_checkpoint(loopback_server.url('evil.pth'))
     assert not marker.exists()
     # the payload is live: unsafe unpickling of the same file does run it
-    torch.load(hub_dir / 'checkpoints' / 'evil.pth', weights_only=False)
+    torch.load(cached_file(hub_dir, 'evil.pth'), weights_only=False)
     assert marker.exists()

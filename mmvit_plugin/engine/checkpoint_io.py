@@ -1,5 +1,5 @@
 """mmengine checkpoints under torch >= 2.6: weights-only loading on every path, clear errors,
-atomic writes.
+atomic checkpoint saves.
 
 torch >= 2.6 loads with ``weights_only=True``. mmengine 0.10.7's runner checkpoints then fail to
 load, because its message hub pickles ``HistoryBuffer`` objects holding numpy arrays and bound
@@ -7,29 +7,31 @@ statistics methods (``getattr`` in the pickle). Rather than falling back to unsa
 
 - pickle ``HistoryBuffer`` without the methods (the built-in ones are restored on load; custom
   ones are registered by the code that defines them) and allow it and plain numpy arrays/scalars
-  as weights-only globals;
+  in our own weights-only loads only (:func:`mmvit_plugin.checkpoint.allow_globals`): a plain
+  ``torch.load`` elsewhere in the process keeps torch's allowlist;
 - load local files through :func:`mmvit_plugin.checkpoint.read_checkpoint`, whose errors
   name the file and say whether it is missing, truncated or corrupted;
-- write local files atomically (temporary file, fsync, rename), so a run killed mid-save never
-  leaves a half-written checkpoint or ``last_checkpoint`` pointer behind; the file gets the
-  permissions the umask gives, as a plain write would (shared work dirs stay readable).
+- make mmengine's ``save_checkpoint`` (what the Runner, its ``CheckpointHook`` and the strategies
+  save through) write local files atomically (temporary file, fsync, rename), so a run killed
+  mid-save never leaves a half-written checkpoint behind; the file gets the permissions the umask
+  gives, as a plain write would (shared work dirs stay readable). Every other file mmengine
+  writes, ``last_checkpoint`` included, goes through mmengine's own ``LocalBackend`` as before.
 
 Everything here is applied once, when ``mmvit_plugin`` is imported.
 """
 import os
 import os.path as osp
 import tempfile
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
-import torch
-from mmengine.fileio import LocalBackend, get_file_backend, register_backend
+from mmengine.fileio import BaseStorageBackend, LocalBackend, get_file_backend
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import checkpoint as mm_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from ..checkpoint import (CheckpointError, read_checkpoint_bytes, read_local_checkpoint,
-                          read_url_checkpoint)
+from ..checkpoint import (CheckpointError, allow_globals, atomic_write, read_checkpoint_bytes,
+                          read_local_checkpoint, read_url_checkpoint)
 
 _BUILTIN_STATISTICS = ('min', 'max', 'current', 'mean')
 
@@ -133,44 +135,33 @@ class AtomicLocalBackend(LocalBackend):
     """mmengine's local file backend, writing through a temporary file and an atomic rename."""
 
     def put(self, obj: bytes, filepath: Union[str, os.PathLike]) -> None:
-        self._atomic_write(obj, filepath)
+        with atomic_write(os.fspath(filepath)) as f:
+            f.write(obj)
 
     def put_text(self, obj: str, filepath: Union[str, os.PathLike], encoding: str = 'utf-8') -> None:
-        self._atomic_write(obj.encode(encoding), filepath)
-
-    @staticmethod
-    def _atomic_write(data: bytes, filepath: Union[str, os.PathLike]) -> None:
-        filepath = os.fspath(filepath)
-        directory = osp.dirname(osp.abspath(filepath))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f'.{osp.basename(filepath)}.', suffix='.tmp')
-        try:
-            # mkstemp makes the file 0600; give it what open() would have: 0666 minus the umask.
-            os.chmod(tmp, 0o666 & ~_current_umask())
-            with os.fdopen(fd, 'wb') as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, filepath)
-        except BaseException:
-            if osp.exists(tmp):
-                os.unlink(tmp)
-            raise
+        self.put(obj.encode(encoding), filepath)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def checkpoint_file_backend(uri: Union[str, os.PathLike, None] = None, *,
+                            backend_args: Optional[dict] = None,
+                            enable_singleton: bool = False) -> BaseStorageBackend:
+    """``get_file_backend`` as ``mmengine.runner.checkpoint`` sees it: the same backend, except
+    that mmengine's plain local one becomes :class:`AtomicLocalBackend`.
+
+    Installed in that module only, so its ``save_checkpoint`` writes atomically whoever calls it
+    and however they imported it, while the rest of mmengine keeps its own backend.
+    """
+    backend = get_file_backend(uri, backend_args=backend_args, enable_singleton=enable_singleton)
+    return AtomicLocalBackend() if type(backend) is LocalBackend else backend
 
 
 def install() -> None:
     HistoryBuffer.__getstate__ = _history_buffer_getstate
     HistoryBuffer.__setstate__ = _history_buffer_setstate
-    torch.serialization.add_safe_globals([HistoryBuffer, *_numpy_safe_globals()])
+    allow_globals([HistoryBuffer, *_numpy_safe_globals()])
     for prefixes, loader in SAFE_LOADERS:
         CheckpointLoader.register_scheme(prefixes=prefixes, loader=loader, force=True)
     # mmengine's own scheme loaders and callers that import it by name reach ours too.
     mm_checkpoint.load_from_http = load_http_checkpoint
     mm_checkpoint.load_from_local = load_local_checkpoint
-    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+    mm_checkpoint.get_file_backend = checkpoint_file_backend

@@ -1,10 +1,13 @@
 import os
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
-from mmengine.fileio import get_file_backend
+from mmengine.fileio import LocalBackend, get_file_backend, put_text
 from mmengine.logging import HistoryBuffer, MessageHub
+from mmengine.runner import checkpoint as mm_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
 
 import mmvit_plugin  # noqa: F401  (installs the checkpoint I/O fixes)
@@ -28,7 +31,7 @@ def test_runner_checkpoint_round_trips_under_weights_only(tmp_path):
     assert isinstance(buffer, HistoryBuffer)
     assert buffer.mean() == pytest.approx(2.0) and buffer.current() == 1.0
     assert loaded['meta']['seed'] == 7
-    torch.testing.assert_close(loaded['state_dict']['w'], torch.arange(4.))
+    assert torch.equal(loaded['state_dict']['w'], torch.arange(4.))
     # weights-only stays on: arbitrary objects are still refused, with a clear error.
     torch.save({'bad': os.getcwd, 'w': torch.ones(1)}, tmp_path / 'unsafe.pth')
     with pytest.raises(CheckpointError, match='weights-only'):
@@ -45,21 +48,101 @@ def test_truncated_and_missing_files_name_the_problem(tmp_path):
         _load_checkpoint(str(tmp_path / 'absent.pth'))
 
 
-def test_local_writes_are_atomic(tmp_path, monkeypatch):
-    backend = get_file_backend(str(tmp_path / 'x.pth'))
-    assert isinstance(backend, AtomicLocalBackend)
-    target = tmp_path / 'sub' / 'last_checkpoint'
-    backend.put_text('first', target)
-    assert target.read_text() == 'first'
+def test_allowlist_is_widened_only_for_our_loads(tmp_path):
+    """The message hub's globals are allowed while our loader reads, not in the whole process."""
+    allowed = set(map(id, torch.serialization.get_safe_globals()))
+    assert id(HistoryBuffer) not in allowed and id(np.ndarray) not in allowed
+    path = tmp_path / 'array.pth'
+    torch.save({'a': np.arange(3)}, path)
+    with pytest.raises(pickle.UnpicklingError, match='Weights only load failed'):
+        torch.load(path, weights_only=True)
+    assert (_load_checkpoint(str(path))['a'] == np.arange(3)).all()
+    assert set(map(id, torch.serialization.get_safe_globals())) == allowed  # narrowed again
+    with pytest.raises(pickle.UnpicklingError, match='Weights only load failed'):
+        torch.load(path, weights_only=True)
+
+
+def test_globals_the_user_allowed_stay_allowed(tmp_path):
+    path = tmp_path / 'array.pth'
+    torch.save({'a': np.arange(3)}, path)
+    before = torch.serialization.get_safe_globals()
+    core = getattr(np, '_core', None) or np.core
+    torch.serialization.add_safe_globals([core.multiarray._reconstruct])
+    try:
+        _load_checkpoint(str(path))
+        assert core.multiarray._reconstruct in torch.serialization.get_safe_globals()
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(before)
+
+
+def test_checkpoint_saves_are_atomic(tmp_path, monkeypatch):
+    target = tmp_path / 'sub' / 'iter_1.pth'
+    mm_checkpoint.save_checkpoint({'state_dict': {'w': torch.ones(1)}}, str(target))
+    first = target.read_bytes()
 
     def failing_fsync(fd):
         raise OSError('disk full')
 
     monkeypatch.setattr(os, 'fsync', failing_fsync)
     with pytest.raises(OSError, match='disk full'):
-        backend.put(b'second, half written', target)
-    assert target.read_text() == 'first'  # the old file is intact
-    assert os.listdir(target.parent) == ['last_checkpoint']  # no temporary left behind
+        mm_checkpoint.save_checkpoint({'state_dict': {'w': torch.zeros(100)}}, str(target))
+    assert target.read_bytes() == first  # the old file is intact
+    assert os.listdir(target.parent) == ['iter_1.pth']  # no temporary left behind
+
+
+def test_only_checkpoint_saves_use_the_atomic_backend(tmp_path, monkeypatch):
+    """mmengine's other writes keep its own LocalBackend; object stores keep theirs."""
+    assert type(get_file_backend(str(tmp_path / 'x.txt'))) is LocalBackend
+    assert type(mm_checkpoint.get_file_backend(str(tmp_path / 'x.pth'))) is AtomicLocalBackend
+    assert type(mm_checkpoint.get_file_backend('http://host/x.pth')).__name__ == 'HTTPBackend'
+    atomic_puts = []
+    monkeypatch.setattr(AtomicLocalBackend, 'put',
+                        lambda self, obj, filepath: atomic_puts.append(filepath))
+    put_text('plain', str(tmp_path / 'notes.txt'))
+    assert (tmp_path / 'notes.txt').read_text() == 'plain' and not atomic_puts
+    save_checkpoint({'w': torch.ones(1)}, str(tmp_path / 'x.pth'))  # bound before the import too
+    assert atomic_puts == [str(tmp_path / 'x.pth')]
+
+
+def test_runner_saves_atomically_and_last_checkpoint_is_mmengines(tmp_path, monkeypatch):
+    """A Runner's CheckpointHook: checkpoints through the atomic backend, with the umask's
+    permissions; ``last_checkpoint`` written by mmengine itself, where and as it writes it."""
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Toy(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 1)
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            out = self.linear(inputs)
+            return {'loss': out.pow(2).mean()} if mode == 'loss' else out
+
+    saved = []
+    put = AtomicLocalBackend.put
+    monkeypatch.setattr(AtomicLocalBackend, 'put',
+                        lambda self, obj, filepath: (saved.append(filepath), put(self, obj, filepath)))
+    work_dir = tmp_path / 'work'
+    old = os.umask(0o022)
+    try:
+        runner = Runner(
+            model=Toy(), work_dir=str(work_dir), experiment_name=f'ckpt_io_{tmp_path.name}',
+            train_dataloader=torch.utils.data.DataLoader([{'inputs': torch.ones(2)}] * 2,
+                                                         batch_size=2),
+            train_cfg=dict(by_epoch=False, max_iters=1),
+            optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+            default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=False)))
+        runner.train()
+    finally:
+        os.umask(old)
+    ckpt = work_dir / 'iter_1.pth'
+    assert saved == [str(ckpt)]
+    assert ckpt.stat().st_mode & 0o777 == 0o644
+    assert (work_dir / 'last_checkpoint').read_text() == str(ckpt)
+    assert _load_checkpoint(str(ckpt))['meta']['iter'] == 1
 
 
 @pytest.mark.parametrize('umask', [0o022, 0o002, 0o077])
