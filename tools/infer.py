@@ -51,6 +51,15 @@ def list_images(path: str):
     raise SystemExit(f'error: {path} is neither an image file nor a folder')
 
 
+def build_model(cfg, checkpoint: str, device: str, scope: str):
+    """The config's model with ``checkpoint`` loaded, through mmseg's or mmdet's own API."""
+    if scope == 'mmseg':
+        from mmseg.apis import init_model
+        return init_model(cfg, checkpoint, device=device)
+    from mmdet.apis import init_detector
+    return init_detector(cfg, checkpoint, device=device)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import mmcv
@@ -65,22 +74,27 @@ def main(argv=None) -> int:
         images = images[:args.limit]
     os.makedirs(args.out_dir, exist_ok=True)
 
+    if scope not in ('mmseg', 'mmdet'):
+        raise SystemExit(f'error: default_scope {scope!r}: only mmseg and mmdet configs are supported')
+    from mmvit_plugin.checkpoint import CheckpointError
+    from mmvit_plugin.engine import load_purpose
+    try:
+        with load_purpose('evaluate'):  # predictions need every tensor of the model
+            model = build_model(cfg, checkpoint, device, scope)
+    except CheckpointError as err:
+        raise SystemExit(f'error: {err}') from None
     if scope == 'mmseg':
-        from mmseg.apis import inference_model, init_model
+        from mmseg.apis import inference_model
         from mmseg.visualization import SegLocalVisualizer
-        model = init_model(cfg, checkpoint, device=device)
         visualizer = SegLocalVisualizer(name='mmvit_infer', alpha=args.opacity)
         predict = lambda img: inference_model(model, img)  # noqa: E731
         draw_kwargs = dict(with_labels=True)
-    elif scope == 'mmdet':
-        from mmdet.apis import inference_detector, init_detector
+    else:
+        from mmdet.apis import inference_detector
         from mmdet.visualization import DetLocalVisualizer
-        model = init_detector(cfg, checkpoint, device=device)
         visualizer = DetLocalVisualizer(name='mmvit_infer')
         predict = lambda img: inference_detector(model, img)  # noqa: E731
         draw_kwargs = dict(pred_score_thr=args.score_thr)
-    else:
-        raise SystemExit(f'error: default_scope {scope!r}: only mmseg and mmdet configs are supported')
     check_channels(model)
     visualizer.dataset_meta = model.dataset_meta
 

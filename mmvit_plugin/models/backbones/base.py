@@ -1,7 +1,5 @@
 """What every pyramid backbone here shares: arch lookup, input checks, out_indices, frozen stages,
 norm_eval, gradient checkpointing, and loading official checkpoints in any of their layouts."""
-import re
-from collections import Counter
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -11,12 +9,11 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
-from ...checkpoint import CheckpointError, StateDict, load_backbone_state_dict
+from ...checkpoint import StateDict, load_backbone_state_dict
+from ...engine.weight_loading import load_weights
 from ..layers import Mlp
 
 NUM_LEVELS = 4
-#: Below this fraction of the backbone's tensors, a Pretrained file is refused, not half-loaded.
-MIN_LOADED_FRACTION = 0.5
 
 
 class PyramidBackbone(BaseModule):
@@ -270,60 +267,14 @@ class PyramidBackbone(BaseModule):
     def load_pretrained(self, path: str, prefix: Optional[str] = 'backbone.') -> Tuple[List[str], List[str]]:
         """Load the backbone weights of a checkpoint (a path or URI) in any supported layout.
 
-        Raises :class:`CheckpointError` when the file is missing, unreachable or unreadable, when a
-        tensor's shape differs from ours, or when less than half of this backbone's tensors are in
-        it (another backbone, arch or layout). The expected leftovers (a classifier head, output
-        norms the classification release lacks) are logged as missing and unexpected keys.
+        The rule for starting training applies (:mod:`mmvit_plugin.engine.weight_loading`): a
+        file that fills less than half of this backbone's tensors (another backbone, arch or
+        layout) raises :class:`CheckpointError` and loads nothing, as does a missing, unreachable
+        or unreadable file; smaller gaps (a classifier head, the output norms a classification
+        release lacks, a stem for other input channels) are logged and left at their init.
 
         Returns:
-            The missing and the unexpected keys.
+            The missing (or wrong-shaped) and the unexpected keys.
         """
-        raw = load_backbone_state_dict(path, prefix)
-        state_dict = self.convert_checkpoint(raw)
-        own = self.state_dict()
-        matched = [k for k in state_dict if k in own]
-        if len(matched) < MIN_LOADED_FRACTION * len(own):
-            missing = [k for k in own if k not in state_dict]
-            unexpected = [k for k in state_dict if k not in own]
-            raise CheckpointError(
-                f'{path!r} does not fit this {self._name}: only {len(matched)} of its '
-                f'{len(own)} tensors are in the file (detected layout: '
-                f'{self.checkpoint_layout(raw)}). Missing: {key_families(missing)}. In the file '
-                f'but not in the model: {key_families(unexpected)}. Is it a checkpoint of '
-                f'another backbone or arch? Use {self._name} weights of the same arch, in a '
-                'supported layout (README, "Official checkpoints"; tools/convert_checkpoint.py '
-                '--arch checks a file)')
-        wrong = [f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}'
-                 for k in matched if state_dict[k].shape != own[k].shape]
-        if wrong:
-            raise CheckpointError(f'{path!r} ({self.checkpoint_layout(raw)} layout) does not fit '
-                                  f'this {self._name} (another arch?); {len(wrong)} shape '
-                                  'mismatches:\n  ' + '\n  '.join(wrong[:20]))
-        missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        logger = MMLogger.get_current_instance()
-        print_log(f'{self._name}: loaded {len(matched)}/{len(own)} tensors from {path} '
-                  f'({self.checkpoint_layout(raw)} layout)', logger=logger)
-        if missing:
-            print_log(f'{self._name}: missing keys (left at their init): {_summarise(missing)}',
-                      logger=logger, level=30)
-        if unexpected:
-            print_log(f'{self._name}: unexpected keys (ignored): {_summarise(unexpected)}',
-                      logger=logger, level=30)
-        return list(missing), list(unexpected)
-
-
-def key_families(keys: Iterable[str], limit: int = 5) -> str:
-    """Keys grouped with their block numbers starred, the largest groups first:
-    ``'stages.*.blocks.*.attn.w_msa.qkv.weight (12), …'``."""
-    counts = Counter(re.sub(r'(?<=\.)\d+(?=\.)|^\d+(?=\.)', '*', k) for k in keys)
-    if not counts:
-        return 'none'
-    shown = ', '.join(f'{family} ({n})' for family, n in counts.most_common(limit))
-    more = len(counts) - limit
-    return shown + (f' and {more} more families' if more > 0 else '')
-
-
-def _summarise(keys: Iterable[str], limit: int = 20) -> str:
-    keys = list(keys)
-    more = f' … and {len(keys) - limit} more' if len(keys) > limit else ''
-    return ', '.join(keys[:limit]) + more
+        fit = load_weights(self, load_backbone_state_dict(path, prefix), 'train', source=repr(path))
+        return fit.missing + list(fit.mismatched), fit.unexpected
