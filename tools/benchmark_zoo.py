@@ -7,8 +7,10 @@ For every config of ``configs/metafile.yaml`` (or those ``--configs`` picks) who
 srun with mmengine's slurm launcher) with ``--data-root``, reads the metrics it writes
 (``--metrics-out``) and the time per test iteration mmengine logs, and writes one table, Markdown
 and JSON: config, checkpoint, metric, measured, published (and where), delta, seconds per image.
-Progress is printed as it runs; a config that fails becomes a row with its error, and the run goes
-on; a config without a checkpoint is listed as skipped.
+Progress is printed as it runs; a config that fails (weights that do not load included) becomes a
+row with its error and no figure, the run goes on, and the exit status is 1; a config without a
+checkpoint is listed as skipped. Test data missing under ``--data-root`` stops the tool before the
+first run, with one message naming the paths and the configs that read them.
 
 Which file is whose checkpoint: the metafile is the one name map. A config's checkpoints are the
 file names of the official whole-model releases its published results list (``Checkpoint:`` URLs,
@@ -34,8 +36,10 @@ Examples::
     python tools/benchmark_zoo.py --measure-complexity --configs 'upernet_swin_*'  # + --write-docs
 """
 import argparse
+import contextlib
 import datetime
 import fnmatch
+import io
 import json
 import os
 import re
@@ -50,6 +54,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / 'tools'
+sys.path.insert(0, str(TOOLS))
+from train import _dict_action, load_config, missing_data, missing_data_message  # noqa: E402
 DEFAULT_METAFILE = REPO / 'configs' / 'metafile.yaml'
 DOCS = REPO / 'docs' / 'configs.md'
 DEFAULT_OUT_DIR = Path('work_dirs') / 'benchmark_zoo'
@@ -327,11 +333,18 @@ def run_logged(command: List[str], log_file: Path, prefix: str) -> int:
         return proc.wait()
 
 
+#: What torchrun adds to a failed worker's output: ``[rankN]:`` before each line of an uncaught
+#: exception, then its own ChildFailedError, which names no cause.
+_RANK_PREFIX = re.compile(r'^\[rank\d+\]:')
+_LAUNCHER_ERROR = 'torch.distributed.elastic.multiprocessing.errors.ChildFailedError'
+
+
 def error_message(log_file: Path) -> str:
     """The line that says what went wrong: the last ``error:`` line of our tools, else the last
-    exception line, else the last line."""
-    lines = [line.strip() for line in log_file.read_text(errors='replace').splitlines()
-             if line.strip()]
+    exception line (a worker's, not torchrun's summary of it), else the last line."""
+    lines = [_RANK_PREFIX.sub('', line).strip()
+             for line in log_file.read_text(errors='replace').splitlines()]
+    lines = [line for line in lines if line and not line.startswith(_LAUNCHER_ERROR)]
     for pattern in (r'^error: ', r'^\w+(\.\w+)*(Error|Exception)\b', r'.'):
         hits = [line for line in lines if re.search(pattern, line)]
         if hits:
@@ -374,6 +387,44 @@ def metric_rows(model: ZooModel, metrics: Dict[str, Any], release: Optional[Rele
     return rows
 
 
+def _cfg_options(options: Optional[List[str]]) -> Dict[str, Any]:
+    """``--cfg-options`` KEY=VALUE strings as tools/test.py parses them (mmengine's DictAction)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=_dict_action(), default={})
+    return parser.parse_args(['--cfg-options', *options] if options else []).cfg_options
+
+
+def check_test_data(args: argparse.Namespace, models: Sequence[ZooModel]) -> None:
+    """Stop before the first run when the test data of ``models`` is not under --data-root: one
+    message naming each missing path and the configs that read it, not one failed row each."""
+    options = _cfg_options(args.cfg_options)
+    missing: Dict[str, Dict[str, List[str]]] = {}  # path -> config entry -> config stems
+    scopes, failing = [], 0
+    for model in models:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # what --data-root moved, per config
+                cfg = load_config(str(model.config), options, data_root=str(args.data_root))
+            found = missing_data(cfg, ['test'])
+        except (Exception, SystemExit):  # a config that does not load: its row will say why
+            continue
+        if found:
+            failing += 1
+            scopes.append(cfg.get('default_scope'))
+        for path, entries in found.items():
+            for entry in entries:
+                missing.setdefault(path, {}).setdefault(entry, []).append(model.stem)
+    if not missing:
+        return
+    listed = {path: [f'{entry} of {", ".join(stems)}' for entry, stems in entries.items()]
+              for path, entries in missing.items()}
+    hints = [] if failing == len(models) else [
+        '--configs PATTERN picks the configs whose dataset is there (e.g. \'upernet_*\' for '
+        'ADE20K, \'*coco*\' for COCO).']
+    raise SystemExit(missing_data_message(
+        f'the test data of {failing} of the {len(models)} config(s) with a checkpoint is not under '
+        f'--data-root {args.data_root} (nothing was run); missing', listed, scopes, hints))
+
+
 def benchmark(args: argparse.Namespace, zoo: Zoo) -> Dict[str, Any]:
     """Test every selected config that has a checkpoint; write the table after each one."""
     models = select(zoo, args.configs)
@@ -396,6 +447,7 @@ def benchmark(args: argparse.Namespace, zoo: Zoo) -> Dict[str, Any]:
                 config=_shown(model.config),
                 reason=f'no checkpoint (looked for {", ".join(looked)})'))
         jobs += [(model, f) for f in found]
+    check_test_data(args, list({model.name: model for model, _ in jobs}.values()))
     print(f'{len(jobs)} run(s): {len(models)} config(s) selected, '
           f'{len(report["skipped"])} skipped (see {out_dir / "results.md"})', flush=True)
     write_report(report, zoo, out_dir)

@@ -13,7 +13,8 @@ ground truth (``--show-dir``). The options mean what they mean in the config's t
   TTA. mmdet 3.3 has no TTA for instance segmentation, so the Mask R-CNN configs have none.
 * ``--metrics-out FILE``: also write the metrics as JSON (this tool's own option).
 * ``--data-root DIR``: the dataset folder for every dataloader and evaluator of the config
-  (this tool's own option; tools/train.py has it too).
+  (this tool's own option; tools/train.py has it too). A test dataset that is not there is one
+  error listing the missing paths, before the model is built.
 
 CKPT is a local path or any URI mmengine reads (https://, s3://, ...), loaded weights-only.
 
@@ -33,8 +34,8 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import (DATA_ROOT_HELP, _dict_action, build_runner, checkpoint_uri,  # noqa: E402
-                   load_config, require_cuda_for_amp)
+from train import (DATA_ROOT_HELP, _dict_action, build_runner, check_data,  # noqa: E402
+                   checkpoint_uri, load_config, require_cuda_for_amp)
 
 #: What ``--out`` writes, per toolkit (the config's default_scope), as in its own test.py.
 OUT_HELP = {'mmseg': 'a directory for the predicted label maps (PNG)',
@@ -148,11 +149,16 @@ def main(argv=None) -> int:
         enable_tta(cfg, args.config)
     if args.out and scope == 'mmseg':
         save_predictions(cfg, args.out)
+    check_data(cfg, 'test')
 
     runner = build_runner(cfg)
     if args.out and scope == 'mmdet':
         dump_detections(runner, args.out)
-    metrics = {k: plain(v) for k, v in runner.test().items()}
+    from mmvit_plugin.checkpoint import CheckpointError
+    try:
+        metrics = {k: plain(v) for k, v in runner.test().items()}
+    except CheckpointError as err:  # the weights did not fill the model: no figure is printed
+        raise SystemExit(f'error: {err}') from None
     if runner.rank == 0:
         shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
         print('metrics: ' + json.dumps(shown, default=str), flush=True)

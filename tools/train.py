@@ -21,13 +21,14 @@ backbone is an error naming the config entry (before any data is read); RandomSt
 PlainParamGroupsHook are added when a config lacks them, so --resume continues with the
 interrupted run's random state and ``compile=True`` traces the optimizer step; --amp on a
 machine without CUDA is an error; distributed runs without a GPU go over gloo; ``--data-root``
-moves the dataset of every dataloader and the annotation files of every evaluator at once.
+moves the dataset of every dataloader and the annotation files of every evaluator at once; a
+dataset that is not there is one error listing the missing paths (before anything is built).
 """
 import argparse
 import os
 import os.path as osp
 import sys
-from typing import Any, Iterator, List, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 #: The config entries that hold datasets, and those that hold evaluators (a dict or a list).
 DATALOADER_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -35,6 +36,14 @@ EVALUATOR_KEYS = ('val_evaluator', 'test_evaluator')
 DATA_ROOT_HELP = ('the dataset folder, for every dataloader (train, val, test; wrapped datasets '
                   'too) and every evaluator file under the config\'s own data root (COCO '
                   'annotation files); e.g. /data/ade/ADEChallengeData2016 or /data/coco')
+#: Where each toolkit (the config's default_scope) says how to download and lay out its datasets.
+DATASET_DOCS = {
+    'mmseg': "mmseg's dataset preparation guide, docs/en/user_guides/2_dataset_prepare.md in the "
+             'mmsegmentation repository (https://mmsegmentation.readthedocs.io/en/latest/'
+             'user_guides/2_dataset_prepare.html)',
+    'mmdet': "mmdet's dataset preparation guide (https://mmdetection.readthedocs.io/en/latest/"
+             'user_guides/dataset_prepare.html)',
+}
 
 
 def parse_args(argv=None):
@@ -106,17 +115,125 @@ def load_config(path: str, cfg_options: Optional[dict] = None, launcher: str = '
     return cfg
 
 
-def leaf_datasets(dataset: Any) -> Iterator[Any]:
-    """The dataset configs inside ``dataset``: itself, or what its wrappers hold (RepeatDataset,
-    ClassBalancedDataset and MultiImageMixDataset wrap ``dataset``; ConcatDataset ``datasets``)."""
+def leaf_datasets(dataset: Any, where: str = 'dataset') -> Iterator[Tuple[str, Any]]:
+    """(config entry, dataset config) of the datasets inside ``dataset``, named ``where``: itself,
+    or what its wrappers hold (RepeatDataset, ClassBalancedDataset and MultiImageMixDataset wrap
+    ``dataset``; ConcatDataset ``datasets``)."""
     if not isinstance(dataset, dict):
         return
-    inner = [dataset['dataset']] if 'dataset' in dataset else []
-    inner += list(dataset.get('datasets') or [])
+    inner = [(f'{where}.dataset', dataset['dataset'])] if 'dataset' in dataset else []
+    inner += [(f'{where}.datasets[{i}]', child)
+              for i, child in enumerate(dataset.get('datasets') or [])]
     if not inner:
-        yield dataset
-    for child in inner:
-        yield from leaf_datasets(child)
+        yield where, dataset
+    for child_where, child in inner:
+        yield from leaf_datasets(child, child_where)
+
+
+def data_stages(cfg: Any, stage: str) -> List[str]:
+    """The stages whose data ``stage`` reads: a test reads 'test'; training reads 'train', and
+    'val' when the config has a validation loop (mmengine builds it, all or nothing, from
+    val_dataloader, val_cfg and val_evaluator)."""
+    if stage == 'test':
+        return ['test']
+    val = all(cfg.get(f'val_{key}') is not None for key in ('dataloader', 'cfg', 'evaluator'))
+    return ['train', 'val'] if val else ['train']
+
+
+def missing_data(cfg: Any, stages: Sequence[str]) -> Dict[str, List[str]]:
+    """The dataset paths that the dataloaders and evaluators of ``stages`` ('train', 'val',
+    'test') name and that do not exist: path -> the config entries naming it.
+
+    Paths are read as mmengine's BaseDataset joins them (``ann_file`` and each ``data_prefix``
+    value under ``data_root`` unless absolute; without a data root, from the current directory);
+    a missing data root is reported alone, not everything under it. Datasets of other kinds, and
+    those read through a file backend (URIs, ``backend_args``), are left to their own checks.
+    """
+    missing: Dict[str, List[str]] = {}
+    scope = cfg.get('default_scope')
+    for stage in stages:
+        loader = cfg.get(f'{stage}_dataloader')
+        datasets = leaf_datasets(loader.get('dataset'), f'{stage}_dataloader.dataset') \
+            if isinstance(loader, dict) else []
+        for where, dataset in datasets:
+            if _local_base_dataset(dataset, scope):
+                for path, entry in _missing_dataset_paths(dataset, where):
+                    missing.setdefault(path, []).append(entry)
+        evaluators = cfg.get(f'{stage}_evaluator')
+        evaluators = evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]
+        for i, metric in enumerate(evaluators):
+            where = f'{stage}_evaluator' + (f'[{i}]' if len(evaluators) > 1 else '')
+            ann_file = metric.get('ann_file') if isinstance(metric, dict) else None
+            if (isinstance(ann_file, str) and ann_file and not _remote(ann_file)
+                    and not metric.get('backend_args') and not osp.isfile(ann_file)):
+                missing.setdefault(ann_file, []).append(f'{where}.ann_file')
+    return missing
+
+
+def _local_base_dataset(dataset: dict, scope: Optional[str]) -> bool:
+    """Whether ``dataset`` is one of mmengine's BaseDataset kind (every mmseg and mmdet dataset:
+    their paths mean what ``_join_prefix`` makes of them) reading local files."""
+    from mmengine.dataset import BaseDataset
+    from mmengine.registry import DATASETS
+    if dataset.get('backend_args') or _remote(dataset.get('data_root')):
+        return False
+    kind = dataset.get('type')
+    if isinstance(kind, str):
+        with DATASETS.switch_scope_and_registry(scope) as registry:
+            kind = registry.get(kind)
+    return isinstance(kind, type) and issubclass(kind, BaseDataset)
+
+
+def _missing_dataset_paths(dataset: dict, where: str) -> Iterator[Tuple[str, str]]:
+    """(path, config entry) of what ``dataset`` (named ``where``) reads and is not there."""
+    root = dataset.get('data_root') or ''
+    if root and not osp.isdir(root):
+        yield root, f'{where}.data_root'
+        return
+    prefixes = dataset.get('data_prefix') or {}
+    named = [('ann_file', dataset.get('ann_file'))] + [
+        (f'data_prefix.{key}', value) for key, value in prefixes.items()]
+    for key, value in named:
+        if isinstance(value, str) and value and not _remote(value):
+            path = osp.join(root, value)  # an absolute value stays as it is
+            if not osp.exists(path):
+                yield path, f'{where}.{key}'
+
+
+def _remote(path: Any) -> bool:
+    """Whether ``path`` is a URI (s3://, https://, ...): read through a file backend, so not
+    something to look for on this machine."""
+    from mmvit_plugin.checkpoint import is_uri
+    return isinstance(path, str) and is_uri(path)
+
+
+def missing_data_message(header: str, missing: Dict[str, List[str]],
+                         scopes: Iterable[Optional[str]], hints: Sequence[str] = ()) -> str:
+    """One message for all the missing paths: each with the entries naming it, then how to point
+    the tools at the data, where the toolkits say how to get it, and the toy alternative."""
+    relative = [path for path in missing if not osp.isabs(path)]
+    lines = [f'error: {header}' + (f' (relative paths from {os.getcwd()})' if relative else '')
+             + ':']
+    lines += [f'  {path}   ({"; ".join(entries)})' for path, entries in missing.items()]
+    lines.append('If the dataset is elsewhere, give its folder with --data-root DIR: every '
+                 'dataloader and evaluator then reads from there.')
+    lines += list(hints)
+    docs = [DATASET_DOCS[scope] for scope in dict.fromkeys(scopes) if scope in DATASET_DOCS]
+    lines.append('To download and prepare it, see '
+                 + '; '.join(docs or DATASET_DOCS.values()) + '.')
+    lines.append('To try the tools without a download: `make demo` trains and tests on a toy '
+                 'dataset it generates.')
+    return '\n'.join(lines)
+
+
+def check_data(cfg: Any, stage: str) -> None:
+    """Stop with one message naming every missing dataset path ``stage`` ('train' or 'test')
+    reads, rather than mmengine's traceback from inside the first dataset it builds."""
+    missing = missing_data(cfg, data_stages(cfg, stage))
+    if missing:
+        raise SystemExit(missing_data_message(
+            f'{cfg.filename} reads a dataset that is not there; missing', missing,
+            [cfg.get('default_scope')]))
 
 
 def _under(path: str, root: str) -> Optional[str]:
@@ -157,7 +274,7 @@ def set_data_root(cfg: Any, data_root: str) -> List[str]:
         raise SystemExit(f'error: --data-root {data_root}: no such directory (give the folder that '
                          'holds the dataset, e.g. data/ade/ADEChallengeData2016 or data/coco)')
     datasets = [(key, leaf) for key in DATALOADER_KEYS if isinstance(cfg.get(key), dict)
-                for leaf in leaf_datasets(cfg[key].get('dataset'))]
+                for _, leaf in leaf_datasets(cfg[key].get('dataset'))]
     if not datasets:
         raise SystemExit('error: --data-root: the config has no dataloader with a dataset '
                          f'({", ".join(DATALOADER_KEYS)})')
@@ -271,8 +388,13 @@ def main(argv=None) -> int:
     if args.amp:
         require_cuda_for_amp()
     cfg = setup_cfg(args)
+    check_data(cfg, 'train')
     runner = build_runner(cfg)
-    runner.train()
+    from mmvit_plugin.checkpoint import CheckpointError
+    try:
+        runner.train()
+    except CheckpointError as err:  # --resume / load_from / a backbone's weights did not fit
+        raise SystemExit(f'error: {err}') from None
     return 0
 
 

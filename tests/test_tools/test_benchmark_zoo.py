@@ -13,6 +13,8 @@ import pytest
 import torch
 import yaml
 
+from checkpoint_files import save_code_running_pickle
+
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / 'tools'
 TOOL = TOOLS / 'benchmark_zoo.py'
@@ -56,7 +58,7 @@ def save_toy_checkpoint(path: Path) -> None:
     save_checkpoint(dict(state_dict=model.state_dict(), meta=dict(note='toy')), str(path))
 
 
-def write_metafile(path: Path, broken_cfg: Path) -> None:
+def write_metafile(path: Path, broken_cfg: Path, refused_cfg: Path) -> None:
     result = dict(Task='Semantic Segmentation', Dataset='ADE20K',
                   Metrics={'mIoU': PUBLISHED_MIOU}, Source='made-up')
     doc = dict(
@@ -66,6 +68,8 @@ def write_metafile(path: Path, broken_cfg: Path) -> None:
                  Config='configs/toy/upernet_cswin_toy.py', Results=[result]),
             dict(Name='broken_toy', **{'In Collection': 'UperNet'}, Config=str(broken_cfg),
                  Results=[result]),
+            dict(Name='refused_toy', **{'In Collection': 'UperNet'}, Config=str(refused_cfg),
+                 Results=[result]),
             dict(Name='mask_rcnn_cswin_toy', **{'In Collection': 'Mask R-CNN'},
                  Config='configs/toy/mask_rcnn_cswin_toy.py', Results=[]),
         ])
@@ -74,8 +78,9 @@ def write_metafile(path: Path, broken_cfg: Path) -> None:
 
 @pytest.fixture(scope='module')
 def bench(tmp_path_factory):
-    """One benchmark run over three configs: one with a checkpoint, one broken config with a
-    checkpoint, one without a checkpoint; and tools/test.py on the first for comparison."""
+    """One benchmark run over four configs: one with a checkpoint, one broken config with a
+    checkpoint, one whose checkpoint tools/test.py refuses (a pickle that runs code), one without
+    a checkpoint; and tools/test.py on the first for comparison."""
     root = tmp_path_factory.mktemp('bench')
     data = root / 'ade'
     run(TOOLS / 'make_toy_data.py', '--kind', 'ade', '--out', data, '--train', '2', '--val', '3')
@@ -86,8 +91,11 @@ def bench(tmp_path_factory):
     broken = root / 'broken_toy.py'  # heads wired for other channels than the backbone gives
     broken.write_text(f"_base_ = ['{SEG_CFG}']\nmodel = dict(decode_head=dict("
                       "in_channels=[8, 16, 32, 64]))\n")
+    refused = root / 'refused_toy.py'
+    refused.write_text(f"_base_ = ['{SEG_CFG}']\n")
+    save_code_running_pickle(ckpts / 'refused_toy.pth', root / 'code_ran')
     metafile = root / 'metafile.yaml'
-    write_metafile(metafile, broken)
+    write_metafile(metafile, broken, refused)
     out = root / 'out'
     res = run(TOOL, '--data-root', data, '--checkpoints', ckpts, '--metafile', metafile,
               '--out-dir', out, check=False)
@@ -96,14 +104,17 @@ def bench(tmp_path_factory):
         '--work-dir', root / 'test_py', '--metrics-out', metrics_file)
     return SimpleNamespace(res=res, out=out, report=json.loads((out / 'results.json').read_text()),
                            markdown=(out / 'results.md').read_text(),
-                           test_py=json.loads(metrics_file.read_text()))
+                           test_py=json.loads(metrics_file.read_text()),
+                           code_ran=(root / 'code_ran').exists())
 
 
 def test_rows_skips_and_exit_status(bench):
     rows = bench.report['rows']
     assert [(r['config'], r['status']) for r in rows] == [
-        ('configs/toy/upernet_cswin_toy.py', 'ok'), (rows[1]['config'], 'error')]
+        ('configs/toy/upernet_cswin_toy.py', 'ok'), (rows[1]['config'], 'error'),
+        (rows[2]['config'], 'error')]
     assert rows[1]['config'].endswith('broken_toy.py')
+    assert rows[2]['config'].endswith('refused_toy.py')
     ok = rows[0]
     assert (ok['checkpoint'], ok['checkpoint_kind'], ok['metric']) == (
         'upernet_cswin_toy.pth', 'own', 'mIoU')
@@ -114,8 +125,8 @@ def test_rows_skips_and_exit_status(bench):
         reason='no checkpoint (looked for mask_rcnn_cswin_toy.pth)')]
     # an error row does not end the run, but the exit status says there was one
     assert bench.res.returncode == 1, bench.res.stdout[-3000:] + bench.res.stderr[-3000:]
-    assert '[1/2] upernet_cswin_toy' in bench.res.stdout  # progress
-    assert '[2/2] broken_toy' in bench.res.stdout
+    assert '[1/3] upernet_cswin_toy' in bench.res.stdout  # progress
+    assert '[2/3] broken_toy' in bench.res.stdout
 
 
 def test_measured_equals_test_py(bench):
@@ -132,6 +143,81 @@ def test_broken_config_is_an_error_row(bench):
     error = bench.report['rows'][1]
     assert 'config mismatch' in error['error'] and 'in_channels' in error['error']
     assert 'config mismatch' in Path(error['log']).read_text()
+
+
+def test_weights_that_do_not_load_are_an_error_row_without_figures(bench):
+    """The code-running pickle is refused by tools/test.py: the row names that cause, carries no
+    measured figure (in the JSON, the Markdown or the progress), and the code never ran."""
+    error = bench.report['rows'][2]
+    assert 'weights-only' in error['error'], error
+    assert not {'metric', 'measured', 'published', 'delta', 's_per_image'} & set(error)
+    row = next(line for line in bench.markdown.splitlines() if 'refused_toy.pth' in line)
+    assert re.search(r'\| refused_toy.pth \| error \| .*weights-only.* \| \| \| \| \|$', row), row
+    assert re.search(r'\[3/3\] refused_toy \(refused_toy.pth\): error \(exit [1-9]',
+                     bench.res.stdout)
+    assert not bench.code_ran
+
+
+def test_a_failed_evaluation_never_shows_its_metrics(tmp_path, monkeypatch):
+    """Whatever a failing tools/test.py left behind (here a metrics file and the refusal of a
+    checkpoint that does not fill the model), its row is the error, and the exit status is 1."""
+    cause = ("mmvit_plugin.checkpoint.CheckpointError: 'x.pth' does not fit this model: "
+             'decode_head: 24 tensors missing')
+
+    def failing_evaluation(command, log_file, prefix):
+        (log_file.parent / 'metrics.json').write_text(json.dumps({'mIoU': 42.42}))
+        log_file.write_text(f'Traceback (most recent call last):\n  File "x", line 1\n{cause}\n')
+        return 1
+
+    monkeypatch.setattr(bz, 'run_logged', failing_evaluation)
+    data = tmp_path / 'ade'
+    run(TOOLS / 'make_toy_data.py', '--kind', 'ade', '--out', data, '--train', '1', '--val', '1')
+    ckpts = tmp_path / 'ckpts'
+    ckpts.mkdir()
+    (ckpts / 'upernet_cswin_toy.pth').write_bytes(b'not read by the fake evaluation')
+    out = tmp_path / 'out'
+    code = bz.main(['--data-root', str(data), '--checkpoints', str(ckpts), '--out-dir',
+                    str(out), '--configs', 'upernet_cswin_toy'])
+    assert code == 1
+    report = json.loads((out / 'results.json').read_text())
+    assert [(r['status'], r['error']) for r in report['rows']] == [('error', cause)]
+    assert 'measured' not in report['rows'][0]
+    assert '42.42' not in (out / 'results.md').read_text() and 'decode_head: 24 tensors missing' \
+        in (out / 'results.md').read_text()
+
+
+TORCHRUN_FAILURE = """\
+[rank0]: Traceback (most recent call last):
+[rank0]:   File "tools/test.py", line 178, in <module>
+[rank0]:     raise CheckpointError(
+[rank0]: mmvit_plugin.checkpoint.CheckpointError: 'x.pth' does not fit: decode_head: 24 tensors missing
+E1207 04:37:51.788000 9548 api.py:1002] failed (exitcode: 1) local_rank: 0 (pid: 9557)
+Traceback (most recent call last):
+  File "torch/distributed/run.py", line 138, in __call__
+    raise ChildFailedError(
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError: 
+============================================================
+tools/test.py FAILED
+------------------------------------------------------------
+  rank      : 0 (local_rank: 0)
+  error_file: <N/A>
+============================================================
+"""
+
+
+@pytest.mark.parametrize('log, cause', [
+    ('loading\nerror: config mismatch: set in_channels\nTraceback\nValueError: later\n',
+     'error: config mismatch: set in_channels'),
+    (TORCHRUN_FAILURE, "mmvit_plugin.checkpoint.CheckpointError: 'x.pth' does not fit: "
+                       'decode_head: 24 tensors missing'),
+    ('just\nthe last line\n\n', 'the last line'),
+], ids=['our-error-line', 'torchrun-worker-exception', 'last-line'])
+def test_error_message_names_the_cause(tmp_path, log, cause):
+    """Under torchrun the cause is the worker's exception (its lines prefixed with [rankN]:), not
+    torchrun's ChildFailedError after it."""
+    log_file = tmp_path / 'test.log'
+    log_file.write_text(log)
+    assert bz.error_message(log_file) == cause
 
 
 def test_markdown_table(bench):
