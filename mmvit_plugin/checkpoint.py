@@ -180,13 +180,14 @@ def _torch_load(file: Union[str, io.BytesIO], map_location: Any, name: str) -> A
             return torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if 'Weights only load failed' in str(err):
+            # the line naming the refused global; its wording differs across torch versions
             reason = next((line.strip() for line in str(err).splitlines()
-                           if 'WeightsUnpickler error' in line), '')
+                           if 'WeightsUnpickler error' in line or 'GLOBAL' in line), '')
             raise CheckpointError(
                 f'checkpoint {name} holds Python objects that weights-only loading refuses, so it '
                 'was not loaded (unpickling it could run code). Load it only if you trust it, and '
-                f'save its tensors as a plain dict of tensors or as safetensors ({reason})'
-            ) from err
+                'save its tensors as a plain dict of tensors or as safetensors'
+                + (f' ({reason})' if reason else '')) from err
         raise CheckpointError(f'checkpoint {name} is truncated or corrupted '
                               f'({type(err).__name__}: {err})') from err
     except RuntimeError as err:

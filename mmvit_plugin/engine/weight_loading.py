@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterator, List, Literal, Mapping, Optional, Tuple
 import torch
 import torch.nn as nn
 from mmengine.logging import MMLogger, print_log
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 
 from ..checkpoint import CheckpointError
 
@@ -139,8 +139,8 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], purpo
     """
     if purpose not in PURPOSES:
         raise ValueError(f'load purpose must be one of {PURPOSES}, got {purpose!r}')
-    if is_model_wrapper(model):
-        model = model.module
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module  # as mmengine loads: into the wrapped model (DDP, test-time aug)
     source = source or _source.get() or 'the checkpoint'
     fit, converted = fit_of(model, state_dict)
     _enforce(model, state_dict, fit, purpose, source, strict)

@@ -209,3 +209,13 @@ def test_key_families():
                                            'norm0.weight (1) and 2 more families')
     assert key_families([]) == 'none'
     assert key_families(['0.weight']) == '*.weight (1)'
+
+
+def test_a_test_time_augmentation_model_loads_into_the_model_it_wraps():
+    """mmseg's/mmdet's --tta wrap the model (``module.``); the file holds the model's own keys."""
+    from mmseg.registry import MODELS
+    source, model = segmentor(), segmentor()
+    tta = MODELS.build(dict(type='SegTTAModel', module=model))
+    fit = load_weights(tta, source.state_dict(), 'evaluate')
+    assert fit.filled == fit.total and not fit.missing
+    assert torch.equal(model.decode_head.conv_seg.weight, source.decode_head.conv_seg.weight)
