@@ -2,20 +2,6 @@
 # 16 images per iteration (8 GPUs x 2 images), AdamW lr 1e-4 / wd 0.05.
 # Published box AP / mask AP: 49.0 / 43.6; 42M params, 279G FLOPs (microsoft/CSWin-Transformer README).
 # Train: tools/dist_train.sh configs/mask_rcnn_cswin_t_coco_3x.py 8
-_base_ = ['./_base_/mask_rcnn_coco_3x.py']
+_base_ = ['./_base_/mask_rcnn_coco_3x.py', './_base_/backbones/cswin_t.py']
 
-# Backbone weights: the official release (ImageNet-1K, 224, split 1, 2, 7, 7;
-# microsoft/CSWin-Transformer README).
-# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL; from scratch:
-# --cfg-options model.backbone.init_cfg.checkpoint=None.
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='CSWin',
-        arch='tiny',
-        drop_path_rate=0.2,  # not published; our choice
-        out_indices=(0, 1, 2, 3),
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://github.com/microsoft/CSWin-Transformer/releases/download/v0.1.0/cswin_tiny_224.pth')),
-    neck=dict(in_channels=[64, 128, 256, 512]))
+model = dict(backbone=_base_.backbone, neck=dict(in_channels=_base_.backbone_channels))

@@ -3,23 +3,6 @@
 # (the Detectron2 recipe of the MPViT repository, detectron2/configs/maskrcnn/).
 # Published box AP / mask AP: 42.2 / 39.0; 28M params, 216G FLOPs (youngwanLEE/MPViT README).
 # Train: tools/dist_train.sh configs/mask_rcnn_mpvit_t_coco_1x.py 8
-_base_ = ['./_base_/mask_rcnn_mpvit_coco_1x.py']
+_base_ = ['./_base_/mask_rcnn_mpvit_coco_1x.py', './_base_/backbones/mpvit_t.py']
 
-# Backbone weights: the official release (ImageNet-1K, 224;
-# youngwanLEE/MPViT README).
-# The classification release; the official MPViT dense recipes start from converted copies of
-# the same ImageNet-1K weights (mpvit_*_d2.pth for Detectron2, mpvit_*_mm.pth for mmseg 0.x).
-# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL; from scratch:
-# --cfg-options model.backbone.init_cfg.checkpoint=None.
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='MPViT',
-        arch='tiny',
-        drop_path_rate=0.1,
-        norm_cfg=dict(type='SyncBN', requires_grad=True),  # BN statistics over all GPUs
-        out_indices=(0, 1, 2, 3),
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://dl.dropbox.com/s/1cmquqyjmaeeg1n/mpvit_tiny.pth')),
-    neck=dict(in_channels=[96, 176, 216, 216]))
+model = dict(backbone=_base_.backbone, neck=dict(in_channels=_base_.backbone_channels))

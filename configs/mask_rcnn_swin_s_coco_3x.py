@@ -2,20 +2,6 @@
 # 16 images per iteration (8 GPUs x 2 images), AdamW lr 1e-4 / wd 0.05.
 # Published box AP / mask AP: 48.5 / 43.3; 69M params, 359G FLOPs (microsoft/Swin-Transformer README).
 # Train: tools/dist_train.sh configs/mask_rcnn_swin_s_coco_3x.py 8
-_base_ = ['./_base_/mask_rcnn_coco_3x.py']
+_base_ = ['./_base_/mask_rcnn_coco_3x.py', './_base_/backbones/swin_s.py']
 
-# Backbone weights: the official release (ImageNet-1K, 224, window 7;
-# microsoft/Swin-Transformer README).
-# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL; from scratch:
-# --cfg-options model.backbone.init_cfg.checkpoint=None.
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='Swin',
-        arch='small',
-        drop_path_rate=0.2,
-        out_indices=(0, 1, 2, 3),
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_small_patch4_window7_224.pth')),
-    neck=dict(in_channels=[96, 192, 384, 768]))
+model = dict(backbone=_base_.backbone, neck=dict(in_channels=_base_.backbone_channels))

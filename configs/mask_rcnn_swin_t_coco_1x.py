@@ -3,20 +3,8 @@
 # Published box AP / mask AP: 43.7 / 39.8 (official, trained with the 3x multi-scale augmentation for 12 epochs),
 #   42.7 / 39.3 (mmdet 3.x, single-scale as this config) (Swin-Transformer-Object-Detection README; mmdet configs/swin/metafile.yml).
 # Train: tools/dist_train.sh configs/mask_rcnn_swin_t_coco_1x.py 8
-_base_ = ['./_base_/mask_rcnn_coco_1x.py']
+_base_ = ['./_base_/mask_rcnn_coco_1x.py', './_base_/backbones/swin_t.py']
 
-# Backbone weights: the official release (ImageNet-1K, 224, window 7;
-# microsoft/Swin-Transformer README).
-# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL; from scratch:
-# --cfg-options model.backbone.init_cfg.checkpoint=None.
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='Swin',
-        arch='tiny',
-        drop_path_rate=0.1,
-        out_indices=(0, 1, 2, 3),
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_tiny_patch4_window7_224.pth')),
-    neck=dict(in_channels=[96, 192, 384, 768]))
+    backbone=dict(_base_.backbone, drop_path_rate=0.1),  # mmdet's 1x (the base has the 3x one)
+    neck=dict(in_channels=_base_.backbone_channels))

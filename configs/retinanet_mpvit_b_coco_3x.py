@@ -3,23 +3,7 @@
 # (the Detectron2 recipe of the MPViT repository, detectron2/configs/retinanet/).
 # Published box AP: 48.3; 85M params, 482G FLOPs (youngwanLEE/MPViT README).
 # Train: tools/dist_train.sh configs/retinanet_mpvit_b_coco_3x.py 8
-_base_ = ['./_base_/retinanet_coco_3x.py']
+_base_ = ['./_base_/retinanet_coco_3x.py', './_base_/backbones/mpvit_b.py']
 
-# Backbone weights: the official release (ImageNet-1K, 224;
-# youngwanLEE/MPViT README).
-# The classification release; the official MPViT dense recipes start from converted copies of
-# the same ImageNet-1K weights (mpvit_*_d2.pth for Detectron2, mpvit_*_mm.pth for mmseg 0.x).
-# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL; from scratch:
-# --cfg-options model.backbone.init_cfg.checkpoint=None.
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='MPViT',
-        arch='base',
-        drop_path_rate=0.4,
-        norm_cfg=dict(type='SyncBN', requires_grad=True),  # BN statistics over all GPUs
-        out_indices=(1, 2, 3),
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://dl.dropbox.com/s/la8w31m0apj2830/mpvit_base.pth')),
-    neck=dict(in_channels=[368, 480, 480]))
+model = dict(backbone=_base_.backbone,
+             neck=dict(in_channels=_base_.backbone_channels[1:]))  # C3-C5

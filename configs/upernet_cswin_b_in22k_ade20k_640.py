@@ -4,24 +4,9 @@
 # this result was released: the 512 recipe at crop 640 (the papers' description).
 # Published mIoU: 51.8 / 52.6; 109M params, 1941G FLOPs (microsoft/CSWin-Transformer README).
 # Train: tools/dist_train.sh configs/upernet_cswin_b_in22k_ade20k_640.py 8
-_base_ = ['./_base_/upernet_ade20k_640_160k.py']
+_base_ = ['./_base_/upernet_ade20k_640_160k.py', './_base_/backbones/cswin_b_in22k.py']
 
-# No ImageNet-22K CSWin-B file was released (the README lists ImageNet-22K weights for
-# CSWin-L only; microsoft/CSWin-Transformer issue #26 asks for them, open), so this config
-# takes a local path: put an ImageNet-22K CSWin-B file (split 12, as the released 384
-# weights) there or pass --cfg-options model.backbone.init_cfg.checkpoint=PATH.
-# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL; from scratch:
-# --cfg-options model.backbone.init_cfg.checkpoint=None.
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='CSWin',
-        arch='base',
-        split_size=(1, 2, 12, 12),  # the stripes of the 384 weights
-        drop_path_rate=0.6,  # not published; our choice
-        out_indices=(0, 1, 2, 3),
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='pretrained/cswin_base_22k_384.pth')),
-    decode_head=dict(in_channels=[96, 192, 384, 768]),
-    auxiliary_head=dict(in_channels=384))
+    backbone=_base_.backbone,
+    decode_head=dict(in_channels=_base_.backbone_channels),
+    auxiliary_head=dict(in_channels=_base_.backbone_channels[2]))

@@ -7,22 +7,9 @@
 # ratios, and CSWin-L has 24 heads in stages 3 and 4); this package doubles the width at every
 # merge, as the classification model, so the released weights load.
 # Train: tools/dist_train.sh configs/upernet_cswin_l_in22k_ade20k_640.py 8
-_base_ = ['./_base_/upernet_ade20k_640_160k.py']
+_base_ = ['./_base_/upernet_ade20k_640_160k.py', './_base_/backbones/cswin_l_in22k.py']
 
-# Backbone weights: the official release (ImageNet-22K pre-training, then ImageNet-1K at 384, split 1, 2, 12, 12;
-# microsoft/CSWin-Transformer README).
-# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL; from scratch:
-# --cfg-options model.backbone.init_cfg.checkpoint=None.
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='CSWin',
-        arch='large',
-        split_size=(1, 2, 12, 12),  # the stripes of the 384 weights
-        drop_path_rate=0.6,  # not published; our choice
-        out_indices=(0, 1, 2, 3),
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://github.com/microsoft/CSWin-Transformer/releases/download/v0.1.0/cswin_large_384.pth')),
-    decode_head=dict(in_channels=[144, 288, 576, 1152]),
-    auxiliary_head=dict(in_channels=576))
+    backbone=_base_.backbone,
+    decode_head=dict(in_channels=_base_.backbone_channels),
+    auxiliary_head=dict(in_channels=_base_.backbone_channels[2]))

@@ -3,24 +3,9 @@
 # test: 'whole' mode at (2048, 512); --tta: multi-scale 0.5-1.75 + flip.
 # Published mIoU: 50.3 single-scale; 105M params, 1185G FLOPs (youngwanLEE/MPViT README).
 # Train: tools/dist_train.sh configs/upernet_mpvit_b_ade20k.py 8
-_base_ = ['./_base_/upernet_ade20k_160k.py']
+_base_ = ['./_base_/upernet_ade20k_160k.py', './_base_/backbones/mpvit_b.py']
 
-# Backbone weights: the official release (ImageNet-1K, 224;
-# youngwanLEE/MPViT README).
-# The classification release; the official MPViT dense recipes start from converted copies of
-# the same ImageNet-1K weights (mpvit_*_d2.pth for Detectron2, mpvit_*_mm.pth for mmseg 0.x).
-# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL; from scratch:
-# --cfg-options model.backbone.init_cfg.checkpoint=None.
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='MPViT',
-        arch='base',
-        drop_path_rate=0.4,
-        norm_cfg=dict(type='SyncBN', requires_grad=True),  # BN statistics over all GPUs
-        out_indices=(0, 1, 2, 3),
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://dl.dropbox.com/s/la8w31m0apj2830/mpvit_base.pth')),
-    decode_head=dict(in_channels=[224, 368, 480, 480]),
-    auxiliary_head=dict(in_channels=480))
+    backbone=_base_.backbone,
+    decode_head=dict(in_channels=_base_.backbone_channels),
+    auxiliary_head=dict(in_channels=_base_.backbone_channels[2]))

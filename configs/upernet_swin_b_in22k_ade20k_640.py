@@ -4,22 +4,9 @@
 # this result was released: the 512 recipe at crop 640 (the papers' description).
 # Published mIoU: 50.04 single-scale / 51.66 multi-scale + flip; 121M params, 1841G FLOPs (microsoft/Swin-Transformer README).
 # Train: tools/dist_train.sh configs/upernet_swin_b_in22k_ade20k_640.py 8
-_base_ = ['./_base_/upernet_ade20k_640_160k.py']
+_base_ = ['./_base_/upernet_ade20k_640_160k.py', './_base_/backbones/swin_b_in22k.py']
 
-# Backbone weights: the official release (ImageNet-22K, 384, window 12;
-# microsoft/Swin-Transformer README).
-# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL; from scratch:
-# --cfg-options model.backbone.init_cfg.checkpoint=None.
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='Swin',
-        arch='base',
-        window_size=12,  # the window of the 384 weights
-        drop_path_rate=0.3,  # not published; our choice
-        out_indices=(0, 1, 2, 3),
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_base_patch4_window12_384_22k.pth')),
-    decode_head=dict(in_channels=[128, 256, 512, 1024]),
-    auxiliary_head=dict(in_channels=512))
+    backbone=_base_.backbone,
+    decode_head=dict(in_channels=_base_.backbone_channels),
+    auxiliary_head=dict(in_channels=_base_.backbone_channels[2]))

@@ -3,21 +3,9 @@
 # test: 'whole' mode at (2048, 512); --tta: multi-scale 0.5-1.75 + flip.
 # Published mIoU: 44.51 single-scale / 45.81 multi-scale + flip; 60M params, 945G FLOPs (microsoft/Swin-Transformer README).
 # Train: tools/dist_train.sh configs/upernet_swin_t_ade20k.py 8
-_base_ = ['./_base_/upernet_ade20k_160k.py']
+_base_ = ['./_base_/upernet_ade20k_160k.py', './_base_/backbones/swin_t.py']
 
-# Backbone weights: the official release (ImageNet-1K, 224, window 7;
-# microsoft/Swin-Transformer README).
-# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL; from scratch:
-# --cfg-options model.backbone.init_cfg.checkpoint=None.
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='Swin',
-        arch='tiny',
-        drop_path_rate=0.3,
-        out_indices=(0, 1, 2, 3),
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_tiny_patch4_window7_224.pth')),
-    decode_head=dict(in_channels=[96, 192, 384, 768]),
-    auxiliary_head=dict(in_channels=384))
+    backbone=dict(_base_.backbone, drop_path_rate=0.3),  # the official ADE20K recipe's
+    decode_head=dict(in_channels=_base_.backbone_channels),
+    auxiliary_head=dict(in_channels=_base_.backbone_channels[2]))

@@ -1,6 +1,9 @@
 """Every config in configs/ parses, carries the published recipe (the official configs and READMEs;
 docs/configs.md), names the official weights, and builds its model (without initialising it: no
-download), with head/neck in_channels matching what the backbone outputs."""
+download), with head/neck in_channels matching what the backbone outputs; the layout keeps each
+backbone's settings in one file (configs/_base_/backbones/). That reorganising the files changes
+no config is tests/test_configs_resolved.py's."""
+import ast
 import contextlib
 import re
 import subprocess
@@ -17,6 +20,7 @@ from mmvit_plugin.models import check_feature_channels
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / 'configs'
 CONFIGS = sorted(p for p in CONFIG_DIR.rglob('*.py') if '_base_' not in p.parts)
+BACKBONE_BASES = sorted((CONFIG_DIR / '_base_' / 'backbones').glob('*.py'))
 FULL = [p for p in CONFIGS if p.parent == CONFIG_DIR]
 TOY = [p for p in CONFIGS if p.parent.name == 'toy']
 
@@ -62,6 +66,22 @@ def _name(path: Path) -> str:
 def load(path: Path):
     from mmengine.config import Config
     return Config.fromfile(str(path))
+
+
+def _bases(path: Path) -> list:
+    """The `_base_` list of the config at ``path``, as written."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', None) == '_base_':
+            bases = ast.literal_eval(node.value)
+            return bases if isinstance(bases, list) else [bases]
+    return []
+
+
+def backbone_base(path: Path) -> Path:
+    """The configs/_base_/backbones/ file the config at ``path`` takes its backbone from."""
+    found = [b for b in _bases(path) if b.startswith('./_base_/backbones/')]
+    assert len(found) == 1, f'{path.name}: not exactly one backbone base in {_bases(path)}'
+    return (path.parent / found[0]).resolve()
 
 
 def test_expected_configs_exist():
@@ -116,10 +136,37 @@ def test_names_the_official_weights(path):
     backbone = cfg.model.backbone
     assert cfg.load_from is None and 'pretrained' not in cfg
     assert backbone.init_cfg == dict(type='Pretrained', checkpoint=expected_weights(path.stem, backbone))
-    text = path.read_text()
+    text = backbone_base(path).read_text()  # where the weights are named
     if backbone.type == 'CvT':  # no direct link: the config says where the file is
         assert 'https://1drv.ms/' in text and 'microsoft/CvT' in text
     assert 'init_cfg.checkpoint=None' in text  # how to train from scratch
+
+
+@pytest.mark.parametrize('path', FULL, ids=_name)
+def test_leaf_layout(path):
+    """A leaf config is its recipe base plus the backbone base of its variant (named in the file
+    name), wired to the heads; it spells out no backbone setting but a recipe's drop path."""
+    bases = _bases(path)
+    assert len(bases) == 2 and bases[0].startswith('./_base_/'), bases
+    variant = backbone_base(path).stem
+    assert re.search(rf'_{variant}_(ade20k|coco)', path.stem), (path.name, variant)
+    code = '\n'.join(line.split('#')[0] for line in path.read_text().splitlines())
+    for word in ('_delete_', 'out_indices', 'init_cfg', 'type=', 'arch=', 'in_channels=['):
+        assert word not in code, f'{path.name} spells out {word!r}: its backbone base holds it'
+
+
+def test_backbone_settings_live_in_one_file():
+    """Changing a backbone's default (its weights, arch, drop path, channels) edits one file: every
+    backbone base is used, and its weights are named nowhere else under configs/."""
+    used = {backbone_base(p) for p in FULL}
+    assert used == set(BACKBONE_BASES), 'a backbone base no config uses'
+    others = [p for p in CONFIG_DIR.rglob('*.py') if p not in BACKBONE_BASES]
+    for base in BACKBONE_BASES:
+        namespace = {}
+        exec(base.read_text(), {}, namespace)  # plain assignments, no _base_ of its own
+        assert set(namespace) == {'backbone', 'backbone_channels'}, base.name
+        checkpoint = namespace['backbone']['init_cfg']['checkpoint']
+        assert not [p.name for p in others if checkpoint in p.read_text()], base.name
 
 
 @pytest.mark.parametrize('path', FULL, ids=_name)

@@ -1,16 +1,15 @@
-# RetinaNet + FPN on COCO, 1x (shared by every configs/retinanet_*_coco_1x.py): mmdet's RetinaNet
-# (P3-P7, the extra levels from C5, as MPViT's build_retinanet_mpvit_fpn_backbone) with the
-# recipe of coco_1x.py, boxes only, and the differences of MPViT's Detectron2 recipe
-# (mpvit_detectron2.py: gradient clipping, warm-up from 0.01, images without annotations kept).
+# RetinaNet + FPN on COCO, 1x (the recipe of every configs/retinanet_*_coco_1x.py): the model of
+# models/retinanet.py (P3-P7, the extra levels from C5, as MPViT's
+# build_retinanet_mpvit_fpn_backbone) with the recipe of coco_1x.py, boxes only, and the
+# differences of MPViT's Detectron2 recipe (mpvit_detectron2.py: gradient clipping, warm-up from
+# 0.01, images without annotations kept).
 # `tools/test.py --tta` runs mmdet's RetinaNet TTA (3 scales x flip; not used by the paper).
 _base_ = [
-    'mmdet::_base_/models/retinanet_r50_fpn.py',
+    './models/retinanet.py',
     './coco_1x.py',
     'mmdet::retinanet/retinanet_tta.py',  # tta_model, tta_pipeline
     './mpvit_detectron2.py',
 ]
-
-model = dict(neck=dict(start_level=0, add_extra_convs='on_input', num_outs=5))
 
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),

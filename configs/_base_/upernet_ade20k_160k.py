@@ -1,4 +1,6 @@
-# UperNet on ADE20K, 160k iterations, crop 512 (shared by every configs/upernet_*_ade20k.py).
+# UperNet on ADE20K, 160k iterations, crop 512 (the recipe of every configs/upernet_*_ade20k.py):
+# the model of models/upernet.py, the data of datasets/ade20k.py, the schedule of
+# schedules/adamw_160k.py, mmseg's runtime, and vit_common.py.
 #
 # Recipe (the official configs of Swin-Transformer-Semantic-Segmentation, CSWin-Transformer
 # segmentation/ and MPViT semantic_segmentation/, all mmseg 0.x):
@@ -11,63 +13,23 @@
 #   keeping the ratio, as every official UperNet recipe here (none used sliding windows; for them:
 #   --cfg-options model.test_cfg.mode=slide "model.test_cfg.crop_size=(512,512)"
 #   "model.test_cfg.stride=(341,341)"). `tools/test.py --tta` runs the published multi-scale +
-#   flip protocol (tta_pipeline below, mmseg's SegTTAModel averaging the softmax).
-# Leaf configs set the backbone (type, arch, drop path, official weights) and the head in_channels.
+#   flip protocol (datasets/ade20k.py's tta_pipeline, mmseg's SegTTAModel averaging the softmax).
+# Leaf configs add a backbone base (configs/_base_/backbones/) and pass its `backbone` and
+# `backbone_channels` to the model. Drop path: the backbone bases carry their COCO recipes' value;
+# where the official ADE20K recipe differs (Swin-T, Swin-S, CSWin-T, CSWin-B), the UperNet leaf
+# sets it.
 _base_ = [
-    'mmseg::_base_/models/upernet_swin.py',
-    'mmseg::_base_/datasets/ade20k.py',
+    './models/upernet.py',
+    './datasets/ade20k.py',
+    './schedules/adamw_160k.py',
     'mmseg::_base_/default_runtime.py',  # default_scope = 'mmseg', tta_model = SegTTAModel
-    'mmseg::_base_/schedules/schedule_160k.py',
     './vit_common.py',
 ]
 
-crop_size = (512, 512)
-test_scale = (2048, 512)
 num_gpus = 8  # documentation of the recipe: total batch = num_gpus x train_dataloader.batch_size
-norm_cfg = dict(type='SyncBN', requires_grad=True)
-model = dict(
-    pretrained=None,
-    data_preprocessor=dict(size=crop_size),
-    decode_head=dict(channels=512, num_classes=150, norm_cfg=norm_cfg),
-    auxiliary_head=dict(in_index=2, num_classes=150, norm_cfg=norm_cfg,
-                        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
-                                         loss_weight=0.4)),
-    test_cfg=dict(mode='whole'))
+model = dict(data_preprocessor=dict(size=_base_.crop_size))
+optim_wrapper = dict(paramwise_cfg=_base_.vit_paramwise_cfg)
 
-# Multi-scale + flip as the papers ran it (mmseg 0.x MultiScaleFlipAug, img_scale=(2048, 512),
-# img_ratios 0.5..1.75, flip): each scale is test_scale x ratio, keeping the aspect ratio. (mmseg
-# 1.x's own ade20k tta_pipeline scales the original image by the ratio instead, which differs
-# for images that are not 512 pixels on their short side.)
-tta_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
-tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
-    dict(type='TestTimeAug',
-         transforms=[
-             [dict(type='Resize', scale=(int(test_scale[0] * r), int(test_scale[1] * r)),
-                   keep_ratio=True) for r in tta_ratios],
-             [dict(type='RandomFlip', prob=0., direction='horizontal'),
-              dict(type='RandomFlip', prob=1., direction='horizontal')],
-             [dict(type='LoadAnnotations', reduce_zero_label=True)],
-             [dict(type='PackSegInputs')],
-         ]),
-]
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg={{_base_.vit_paramwise_cfg}})
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),
-]
-train_dataloader = dict(batch_size=2)  # per GPU; x 8 GPUs = 16 images per iteration
-val_dataloader = dict(batch_size=1)
-test_dataloader = val_dataloader
-# The learning rate above is for 16 images; `tools/train.py --auto-scale-lr` rescales it linearly
-# to the run's total batch (GPUs x batch_size).
-auto_scale_lr = dict(enable=False, base_batch_size=16)
-
-# The backbone starts from the official ImageNet weights named in each leaf config's
-# model.backbone.init_cfg; `load_from` takes a whole-model (UperNet) checkpoint instead.
+# The backbone starts from the official ImageNet weights named in its backbone base's
+# init_cfg; `load_from` takes a whole-model (UperNet) checkpoint instead.
 load_from = None

@@ -24,18 +24,11 @@ test_pipeline = [
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs'),
 ]
-tta_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
-tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
-    dict(type='TestTimeAug',
-         transforms=[
-             [dict(type='Resize', scale=(int(test_scale[0] * r), int(test_scale[1] * r)),
-                   keep_ratio=True) for r in tta_ratios],
-             [dict(type='RandomFlip', prob=0., direction='horizontal'),
-              dict(type='RandomFlip', prob=1., direction='horizontal')],
-             [dict(type='LoadAnnotations', reduce_zero_label=True)],
-             [dict(type='PackSegInputs')],
-         ]),
+# The multi-scale + flip pipeline of datasets/ade20k.py, its scales from this test_scale.
+tta_pipeline = _base_.tta_pipeline
+tta_pipeline[1].transforms[0] = [
+    dict(type='Resize', scale=(int(test_scale[0] * r), int(test_scale[1] * r)), keep_ratio=True)
+    for r in _base_.tta_ratios
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

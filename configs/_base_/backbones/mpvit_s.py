@@ -1,0 +1,13 @@
+# MPViT-S, as every config with this backbone uses it: `backbone` (their model.backbone) and
+# `backbone_channels` (the channels of its four levels, for the heads; docs/configs.md). Weights:
+# the official release (ImageNet-1K, 224; youngwanLEE/MPViT README).
+# The classification release; the official MPViT dense recipes start from converted copies of
+# the same ImageNet-1K weights (mpvit_*_d2.pth for Detectron2, mpvit_*_mm.pth for mmseg 0.x).
+# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL; from scratch:
+# --cfg-options model.backbone.init_cfg.checkpoint=None.
+backbone = dict(
+    # SyncBN: the BN statistics over all GPUs
+    type='MPViT', arch='small', norm_cfg=dict(type='SyncBN', requires_grad=True),
+    drop_path_rate=0.2,
+    init_cfg=dict(type='Pretrained', checkpoint='https://dl.dropbox.com/s/y3dnmmy8h4npz7a/mpvit_small.pth'))
+backbone_channels = [128, 216, 288, 288]
