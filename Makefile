@@ -4,7 +4,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmvit_installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow clean
+# The numerical tests again, where summation order differs from the default run: ATen's portable
+# kernels instead of this CPU's vector ones (as on an older ISA), then one thread. Tolerances are
+# relative to the values compared, so they hold on any machine; these runs check that they do.
+# (Not -q: pytest's header then says which kernels and thread count each run used.)
+NUMERICS := $(PY) -m pytest -m "numerics and not slow" $(PYTEST_ARGS)
+
+.PHONY: install demo test test-slow test-numerics test-all clean
 
 install: $(STAMP)
 
@@ -19,6 +25,16 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -q $(PYTEST_ARGS)
+
+test-numerics: $(STAMP)
+	ATEN_CPU_CAPABILITY=default $(NUMERICS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(NUMERICS)
+
+# Every test: the quick and the slow ones in one run, then the numerical ones under the other
+# kernels and thread count (what .ci/run runs).
+test-all: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-numerics
 
 clean:
 	rm -rf $(VENV) work_dirs *.egg-info

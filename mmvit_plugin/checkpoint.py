@@ -12,9 +12,10 @@ needs unsafe unpickling is refused with :class:`CheckpointError` whatever the pa
   later) goes through it; :mod:`mmvit_plugin.engine` replaces its loaders with weights-only ones
   when the package is imported.
 
-Layouts met in the wild (see SPEC.md): ``{'model': sd}`` (Swin, MPViT classification),
-``{'state_dict': sd, 'state_dict_ema': sd}`` (CSWin, timm's saver), a flat dict (CvT, timm,
-safetensors files), and mmseg / mmdet / mmengine whole-model checkpoints
+Layouts met in the wild: ``{'model': sd}`` (the Swin and MPViT classification releases of
+microsoft/Swin-Transformer and youngwanLEE/MPViT), ``{'state_dict': sd, 'state_dict_ema': sd}``
+(microsoft/CSWin-Transformer, timm's saver), a flat dict (microsoft/CvT, timm, safetensors
+files), and mmseg / mmdet / mmengine whole-model checkpoints
 ``{'state_dict': {'backbone.…': …}}``; a ``module.`` prefix (DataParallel) also occurs.
 
 This module imports neither the models nor mmcv: the engine and the models both build on it.

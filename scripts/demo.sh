@@ -4,7 +4,9 @@
 #      -> picture of predictions beside ground truth
 #   2. toy COCO    -> train Mask R-CNN + CSWin -> evaluate box/mask AP -> picture
 # About 10-15 minutes on 2 CPU cores. Exits non-zero when a figure misses its bar
-# (segmentation mIoU >= 50 %, detection box AP >= 10 %).
+# (segmentation mIoU >= 50 %, detection box AP >= 10 %). Data and training are seeded (SEED) and
+# deterministic, so a machine repeats its figures; another CPU (other vector kernels, another
+# thread count) sums in another order and its figures differ a little (README: measured spread).
 #
 # Variables: PYTHON (default: .venv/bin/python when present, else python), WORK_DIR
 # (work_dirs/demo), DATA_DIR (data), SEED (0), SEG_ITERS / DET_EPOCHS (toy config defaults),

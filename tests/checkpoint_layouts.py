@@ -1,7 +1,6 @@
 """Helpers of the checkpoint-layout tests: randomising foreign modules, saving their weights the
 way their library does, and loading a file into our backbone by each of the three routes
 (``init_cfg``, a whole-model ``load_from``, ``tools/convert_checkpoint.py``)."""
-import importlib.util
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Sequence
 
@@ -10,7 +9,9 @@ import torch.nn as nn
 from mmengine.runner.checkpoint import load_checkpoint
 from torch.nn.modules.batchnorm import _BatchNorm
 
-TOOL = Path(__file__).resolve().parents[1] / 'tools' / 'convert_checkpoint.py'
+from backbone_checks import rel_err
+from mmvit_plugin.apis.checkpoint_conversion import convert_checkpoint
+
 #: Largest relative error (max |a - b| / max |b| per feature map) accepted, fp32.
 RTOL = 1e-4
 
@@ -27,11 +28,6 @@ def randomize(module: nn.Module, seed: int = 0, scale: float = 0.2) -> nn.Module
                 m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) * 1.5 + 0.5)
     module.eval()
     return module
-
-
-def rel_err(ours: torch.Tensor, theirs: torch.Tensor) -> float:
-    assert ours.shape == theirs.shape, (tuple(ours.shape), tuple(theirs.shape))
-    return ((ours - theirs).abs().max() / theirs.abs().max()).item()
 
 
 def assert_same_features(ours: Sequence[torch.Tensor], theirs: Sequence[torch.Tensor],
@@ -68,14 +64,6 @@ def whole_model_file(backbone_state: Dict[str, torch.Tensor], path: Path) -> Pat
     return path
 
 
-def convert_tool_main() -> Callable:
-    """``main(argv)`` of tools/convert_checkpoint.py, imported in-process."""
-    spec = importlib.util.spec_from_file_location('convert_checkpoint_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def load_three_ways(build: Callable[..., nn.Module], path: Path, family: str, tmp_path: Path,
                     arch: str, whole_model: bool = True) -> nn.Module:
     """Our backbone loaded from ``path`` by ``init_cfg`` (Pretrained), by ``load_checkpoint`` of a
@@ -97,7 +85,7 @@ def load_three_ways(build: Callable[..., nn.Module], path: Path, family: str, tm
         load_checkpoint(segmentor, str(whole), map_location='cpu', strict=False)
         models['load_from'] = segmentor.backbone.eval()
     converted = tmp_path / 'converted.pth'
-    assert convert_tool_main()([family, str(path), str(converted), '--arch', arch]) == 0
+    assert convert_checkpoint(family, str(path), str(converted), arch=arch) == 0
     model = seeded_build()
     model.load_state_dict(torch.load(converted, weights_only=True)['state_dict'], strict=False)
     models['convert_checkpoint.py'] = model.eval()

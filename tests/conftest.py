@@ -73,3 +73,30 @@ def hub_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setattr(torch.hub, '_hub_dir', str(path))
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     return path
+
+
+def pytest_report_header(config) -> str:
+    """The kernels and thread count the numerical tests run with (`make test-numerics` changes
+    both), so that a log says which summation order a result came from."""
+    import torch
+    return (f'torch {torch.__version__}: CPU capability {torch.backends.cpu.get_cpu_capability()}, '
+            f'{torch.get_num_threads()} threads')
+
+
+@pytest.fixture(scope='session')
+def toy_data(tmp_path_factory):
+    """``toy_data(kind, train=2, val=1, **options)``: the folder of a toy dataset
+    (:mod:`mmvit_plugin.apis.toy_data`; ``'ade'`` or ``'coco'``), written once per session for
+    each set of arguments. Tests that change a dataset copy it first."""
+    from mmvit_plugin.apis.toy_data import make_toy_data
+    made = {}
+
+    def make(kind: str, train: int = 2, val: int = 1, **options) -> Path:
+        key = (kind, train, val, tuple(sorted(options.items())))
+        if key not in made:
+            root = tmp_path_factory.mktemp(f'toy_{kind}')
+            make_toy_data(kind, str(root), train, val, **options)
+            made[key] = root
+        return made[key]
+
+    return make

@@ -375,19 +375,10 @@ def test_builds_with_matching_channels(path):
 
 # --- The model zoo's metafile (configs/metafile.yaml) and docs/configs.md, generated from it ---
 
-def _benchmark_zoo():
-    """tools/benchmark_zoo.py, which reads the metafile and writes docs/configs.md's tables."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('benchmark_zoo',
-                                                  REPO / 'tools' / 'benchmark_zoo.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @lru_cache(maxsize=None)
 def _zoo():
-    return _benchmark_zoo().load_zoo()
+    from mmvit_plugin.benchmark.zoo import load_zoo
+    return load_zoo()
 
 
 def _zoo_model(path):
@@ -454,17 +445,17 @@ def test_metafile_parameters_are_the_models(path):
 
 
 def test_docs_configs_md_is_generated_from_the_metafile():
-    bz = _benchmark_zoo()
+    from mmvit_plugin.benchmark.zoo_docs import docs_block, zoo_docs
     docs = REPO / 'docs' / 'configs.md'
-    assert bz.docs_block(docs.read_text()) == bz.zoo_docs(_zoo(), load), (
+    assert docs_block(docs.read_text()) == zoo_docs(_zoo(), load), (
         'docs/configs.md differs from configs/metafile.yaml: run '
         'tools/benchmark_zoo.py --write-docs')
 
 
 def test_readme_states_the_measured_flops_agreement():
-    bz = _benchmark_zoo()
-    deviations = [d for d in map(bz.flops_deviation, _zoo().models) if d is not None]
-    close = sum(abs(d) <= bz.FLOPS_TOLERANCE for d in deviations)
+    from mmvit_plugin.benchmark.zoo_docs import FLOPS_TOLERANCE, flops_deviation
+    deviations = [d for d in map(flops_deviation, _zoo().models) if d is not None]
+    close = sum(abs(d) <= FLOPS_TOLERANCE for d in deviations)
     claim = f'within 2 % of the published FLOPs for {close} of the {len(deviations)}'
     readme = ' '.join((REPO / 'README.md').read_text().split())
-    assert bz.FLOPS_TOLERANCE == 0.02 and claim in readme
+    assert FLOPS_TOLERANCE == 0.02 and claim in readme

@@ -5,7 +5,9 @@ Builds the model from an OpenMMLab 2.0 config (``default_scope`` ``mmseg`` or ``
 config's ``custom_imports`` registers this package's backbones), puts it in eval mode and traces
 one image of the given size through mmengine's FlopAnalyzer, with a handle for
 ``F.scaled_dot_product_attention`` (which it would otherwise count as zero). Counts are
-multiply-accumulates, the "FLOPs" of mmseg/mmdet's get_flops and of the Swin/CSWin papers.
+multiply-accumulates, the "FLOPs" of mmseg/mmdet's get_flops and of the Swin/CSWin papers. What
+is counted (the auxiliary head left out, detectors' RoI heads on 1000 proposals, MPViT's
+structural zeros left out): :mod:`mmvit_plugin.benchmark.model_flops`.
 
 Examples::
 
@@ -13,51 +15,13 @@ Examples::
     python tools/get_flops.py configs/upernet_cswin_t_ade20k.py --shape 512 512 --json out.json
     python tools/get_flops.py configs/mask_rcnn_swin_t_coco_1x.py            # 1280x800
     python tools/get_flops.py CONFIG --shape 640 --cfg-options model.backbone.arch=small
-
-What is counted:
-
-* Segmentors (mmseg): ``extract_feat`` then ``decode_head``, the path of ``_forward`` (mode
-  'tensor'), one image of H x W, default 512 x 2048 as the UperNet results of the Swin/CSWin
-  papers (mmseg's own get_flops defaults to 2048 x 1024, and in mmseg 1.2.2 stops with mmengine
-  0.10's "input_shape and inputs cannot be both set"). The ``auxiliary_head`` is trained but
-  not run at test time: its FLOPs are shown on their own line and left out of the total, as mmseg
-  (1.x drops the head before counting; 0.x, which the papers used, never ran it). Parameters are
-  given for all modules (the papers' convention: mmcv 1.x summed ``model.parameters()``) and
-  without the auxiliary head (mmseg 1.x's get_flops convention).
-* Detectors (mmdet): ``model.forward(inputs, data_samples, mode='tensor')`` after the data
-  preprocessor, as mmdet 3.x's get_flops. For two-stage detectors the RPN head runs, and the
-  RoI heads get ``test_cfg.rpn.max_per_img`` (1000) random proposals, as in mmdet 2.x's get_flops
-  which the papers' figures come from (what NMS keeps from random weights varies, and the count
-  with it); the numbers of RoIs are printed. Mask heads count on the first 100 RoIs, as mmdet
-  2.x's get_flops (mmdet 3.x's tensor forward of Cascade Mask R-CNN runs its three mask heads on
-  every proposal; their share is scaled to 100). Default input 1280 x 800
-  (H x W), mmdet 2.x's get_flops default and the size the Swin paper quotes; mmdet 3.x's tool has
-  no size option and averages over 100 validation images resized to fit 1333 x 800.
-
-Ops without a MACs handle (element-wise add/mul, softmax, GELU, ...) count as zero, as in
-mmengine and fvcore; the table lists how often each ran. Products with the structural zeros of
-MPViT's fused kernels (block-diagonal attention, zero-padded position-encoding kernels) are left
-out and their number printed (:mod:`mmvit_plugin.analysis`): the count is the model's arithmetic,
-equal to that of the official per-head implementation.
 """
 import argparse
-import json
-import os.path as osp
 import sys
-from collections import Counter
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import List, Optional
 
-import torch
-import torch.nn as nn
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import _dict_action, load_config  # noqa: E402  (the tools' one config loader)
-
-DEFAULT_SHAPES = {'mmseg': (512, 2048), 'mmdet': (1280, 800)}
-#: mmdet 2.x's get_flops (the papers' figures) ran the mask heads on the first 100 RoIs.
-MASK_ROIS = 100
-TRAIN_ONLY = ('auxiliary_head', )
-MIN_SIDE = 32  # the backbones downsample 32x; smaller inputs have empty last stages
+from mmvit_plugin.apis.cli import dict_action
+from mmvit_plugin.benchmark.model_flops import get_flops
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -67,203 +31,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='input H W, or N for N x N (default: 512 2048 for segmentors as the '
                         'Swin/CSWin UperNet results; 1280 800 for detectors as mmdet 2.x\'s '
                         'get_flops and the Swin paper)')
-    parser.add_argument('--cfg-options', nargs='+', action=_dict_action(), default={},
+    parser.add_argument('--cfg-options', nargs='+', action=dict_action(), default={},
                         help='override config entries, key=value pairs')
     parser.add_argument('--json', default=None, help='also write the results here')
     return parser.parse_args(argv)
 
 
-def parse_shape(shape: Optional[List[int]]) -> Optional[Tuple[int, int]]:
-    """``(H, W)`` from ``--shape`` (None if not given); exits unless 1 or 2 sizes >= 32."""
-    if shape is None:
-        return None
-    if len(shape) not in (1, 2) or min(shape) < MIN_SIDE:
-        raise SystemExit(f'error: --shape takes H W or one size N (N x N), each at least '
-                         f'{MIN_SIDE}; got {" ".join(map(str, shape))}')
-    return (shape[0], shape[-1])
-
-
-def check_scope(cfg: Any, path: str) -> None:
-    """Exit unless the config is an mmseg segmentor or an mmdet detector."""
-    scope = cfg.get('default_scope')
-    if scope not in DEFAULT_SHAPES:
-        raise SystemExit(f'error: {path}: default_scope is {scope!r}; expected one of '
-                         f'{sorted(DEFAULT_SHAPES)} (an mmseg segmentor or mmdet detector config)')
-
-
-def build_model(cfg: Any) -> nn.Module:
-    """The config's model in eval mode, SyncBN replaced by BN (no process group on one CPU)."""
-    import importlib
-    import warnings
-    from mmengine.model import revert_sync_batchnorm
-    scope = cfg.default_scope
-    importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=True)
-    with warnings.catch_warnings():  # mmseg's loss builders warn about deprecations
-        warnings.simplefilter('ignore', UserWarning)
-        model = importlib.import_module(f'{scope}.registry').MODELS.build(cfg.model)
-    return revert_sync_batchnorm(model).eval()
-
-
-def segmentor_batch(model: nn.Module, size: Tuple[int, int]) -> Tuple[torch.Tensor, Callable]:
-    """The preprocessed image and the tensor path: backbone (+ neck), decode and auxiliary heads."""
-    from mmseg.structures import SegDataSample
-    meta = dict(ori_shape=size, img_shape=size, pad_shape=size)
-    data = model.data_preprocessor(
-        dict(inputs=[torch.rand(3, *size) * 255], data_samples=[SegDataSample(metainfo=meta)]))
-
-    def forward(inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        feats = model.extract_feat(inputs)
-        heads = ['decode_head'] + [h for h in TRAIN_ONLY if getattr(model, h, None) is not None]
-        return tuple(getattr(model, head)(feats) for head in heads)
-
-    return data['inputs'], forward
-
-
-def detector_batch(model: nn.Module, size: Tuple[int, int]) -> Tuple[torch.Tensor, Callable]:
-    """The preprocessed image and ``model.forward(inputs, data_samples, mode='tensor')``."""
-    from mmdet.structures import DetDataSample
-    meta = dict(ori_shape=size, img_shape=size, scale_factor=(1., 1.))
-    data = model.data_preprocessor(
-        dict(inputs=[torch.rand(3, *size) * 255], data_samples=[DetDataSample(metainfo=meta)]))
-    forward = model.forward  # the model's own; measure() then replaces the attribute
-
-    def tensor_forward(inputs: torch.Tensor) -> Any:
-        return forward(inputs, data['data_samples'], mode='tensor')
-
-    return data['inputs'], tensor_forward
-
-
-def record_rois(model: nn.Module) -> Dict[str, int]:
-    """Numbers of RoIs the RoI heads run on, per stage (filled while the model runs; empty if
-    none). Cascade heads are ModuleLists of one head per stage; all stages see the same RoIs."""
-    rois: Dict[str, int] = {}
-    roi_head = getattr(model, 'roi_head', None)
-    for name in ('bbox_head', 'mask_head'):
-        head = getattr(roi_head, name, None)
-        for stage in (head if isinstance(head, nn.ModuleList) else [head] if head else []):
-            stage.register_forward_pre_hook(
-                lambda module, args, name=name: rois.__setitem__(name, int(args[0].shape[0])))
-    return rois
-
-
-def fix_proposals(model: nn.Module) -> None:
-    """Two-stage detectors: the RPN head runs (and counts), then the RoI heads get as many random
-    proposals as the RPN may keep (``test_cfg.rpn.max_per_img``, 1000 in the recipes), as mmdet
-    2.x's get_flops gave them 1000: what NMS keeps from a randomly initialised RPN varies from 0
-    to 1000 with the backbone (0 for MPViT-B here), and the RoI heads' count with it."""
-    from mmengine.structures import InstanceData
-    rpn = getattr(model, 'rpn_head', None)
-    if rpn is None:
-        return
-    count = model.test_cfg['rpn']['max_per_img']
-
-    def proposals(height: int, width: int) -> InstanceData:
-        size = torch.tensor([width, height], dtype=torch.float32)
-        corner = torch.rand(count, 2) * size
-        other = torch.minimum(corner + 1 + torch.rand(count, 2) * size / 4, size)
-        return InstanceData(bboxes=torch.cat([corner, other], 1), scores=torch.ones(count),
-                            labels=torch.zeros(count, dtype=torch.long))
-
-    def predict_by_feat(cls_scores: List[torch.Tensor], bbox_preds: List[torch.Tensor], *args: Any,
-                        batch_img_metas: List[dict], **kwargs: Any) -> List[Any]:
-        # 0 x the RPN outputs keeps the RPN head in the traced graph (the tracer drops what no
-        # output depends on); sums and products have no MACs handle, so nothing is added
-        anchor = 0 * sum(t.sum() for t in list(cls_scores) + list(bbox_preds))
-        results = [proposals(*meta['img_shape'][:2]) for meta in batch_img_metas]
-        for result in results:
-            result.bboxes = result.bboxes + anchor
-        return results
-
-    rpn.predict_by_feat = predict_by_feat
-
-
-def mask_head_excess(report: Any, rois: Dict[str, int]) -> int:
-    """MACs of the mask heads beyond the first :data:`MASK_ROIS` RoIs. mmdet 3.x's tensor forward
-    of Cascade Mask R-CNN runs its three mask heads on every proposal; mmdet 2.x's get_flops, which
-    the papers' figures come from, on the first 100 (as 3.x's Mask R-CNN still does). A mask head
-    works on each RoI alone, so its count scales with their number."""
-    seen = rois.get('mask_head', 0)
-    if seen <= MASK_ROIS:
-        return 0
-    return report.by_module.get('roi_head.mask_head', 0) * (seen - MASK_ROIS) // seen
-
-
-def measure(cfg: Any, size: Tuple[int, int]) -> Dict[str, Any]:
-    """Build, trace once, and collect the counts (JSON-ready)."""
-    from mmvit_plugin.analysis import analyze_flops, count_params
-    torch.manual_seed(0)  # the image, and for detectors the proposals that survive NMS
-    model = build_model(cfg)
-    scope = cfg.default_scope
-    inputs, forward = (segmentor_batch if scope == 'mmseg' else detector_batch)(model, size)
-    rois = record_rois(model)
-    fix_proposals(model)
-    model.forward = forward  # FlopAnalyzer traces model(inputs); submodules keep their names
-    with torch.no_grad():
-        report = analyze_flops(model, (inputs, ))
-    excess = mask_head_excess(report, rois)
-    modules = {}
-    for name, child in model.named_children():
-        params = count_params(child)
-        macs = report.by_child[name] - (excess if name == 'roi_head' else 0)
-        if macs or params:
-            modules[name] = dict(macs=macs, params=params, in_total=name not in TRAIN_ONLY)
-    excluded = sum(m['macs'] for m in modules.values() if not m['in_total']) + excess
-    params = count_params(model)
-    return dict(
-        config=cfg.filename, scope=scope, model=type(model).__name__,
-        input_shape=list(inputs.shape), macs=report.total - excluded, params=params,
-        inference_params=params - sum(m['params'] for m in modules.values() if not m['in_total']),
-        other_macs=report.total - excess - sum(m['macs'] for m in modules.values()),
-        modules=modules, rois=rois, mask_rois_counted=min(rois.get('mask_head', 0), MASK_ROIS),
-        structural_zeros=report.structural_zeros, uncounted_ops=report.uncounted,
-        torch=torch.__version__)
-
-
-def format_report(result: Dict[str, Any]) -> str:
-    g, m = 1e9, 1e6
-    n, c, h, w = result['input_shape']
-    lines = [f'{result["config"]}: {result["model"]} ({result["scope"]}), input {n}x{c}x{h}x{w} '
-             f'(N x C x H x W)', '',
-             f'{"module":<22}{"GFLOPs (GMACs)":>16}{"params (M)":>12}']
-    for name, mod in result['modules'].items():
-        mark = '' if mod['in_total'] else ' *'
-        lines.append(f'{name + mark:<22}{mod["macs"] / g:>16.2f}{mod["params"] / m:>12.2f}')
-    if result['other_macs']:
-        lines.append(f'{"(outside submodules)":<22}{result["other_macs"] / g:>16.2f}{"":>12}')
-    in_total = [n for n, mod in result['modules'].items() if mod['in_total'] and mod['macs']]
-    lines += ['-' * 50,
-              f'{"total":<22}{result["macs"] / g:>16.2f}{result["params"] / m:>12.2f}', '',
-              f'Total FLOPs: {" + ".join(in_total)} (what runs at test time).']
-    left_out = [n for n, mod in result['modules'].items() if not mod['in_total']]
-    if left_out:
-        lines.append(f'* {", ".join(left_out)}: training only; FLOPs left out of the total (as '
-                     f'mmseg and the papers), parameters included. Without: '
-                     f'{result["inference_params"] / m:.2f} M params (mmseg 1.x get_flops).')
-    if result['rois']:
-        lines.append('RoIs: ' + ', '.join(f'{k} {v}' for k, v in result['rois'].items()))
-        if result['rois'].get('mask_head', 0) > result['mask_rois_counted']:
-            lines.append(f'Mask heads counted on the first {result["mask_rois_counted"]} RoIs, as '
-                         'mmdet 2.x\'s get_flops and the papers (mmdet 3.x runs them on all).')
-    if result['structural_zeros']:
-        lines.append(f'Left out: {result["structural_zeros"] / g:.2f} GMACs with structural zeros of '
-                     'fused kernels (MPViT: block-diagonal attention, zero-padded CRPE kernels).')
-    if result['uncounted_ops']:
-        ops = Counter(result['uncounted_ops']).most_common()
-        lines.append('Counted as 0 (no MACs handle): '
-                     + ', '.join(f'{op.replace("aten::", "")} x{k}' for op, k in ops))
-    return '\n'.join(lines)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    size = parse_shape(args.shape)
-    cfg = load_config(args.config, args.cfg_options)
-    check_scope(cfg, args.config)
-    result = measure(cfg, size or DEFAULT_SHAPES[cfg.default_scope])
-    print(format_report(result), flush=True)
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1)
+    get_flops(args.config, args.shape, args.cfg_options, args.json)
     return 0
 
 

@@ -28,18 +28,11 @@ Examples::
     tools/dist_test.sh CONFIG CKPT 8
 """
 import argparse
-import json
-import os
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import (DATA_ROOT_HELP, _dict_action, build_runner, check_data,  # noqa: E402
-                   checkpoint_uri, load_config, require_cuda_for_amp)
-
-#: What ``--out`` writes, per toolkit (the config's default_scope), as in its own test.py.
-OUT_HELP = {'mmseg': 'a directory for the predicted label maps (PNG)',
-            'mmdet': 'a .pkl file of the predictions'}
+from mmvit_plugin.apis import evaluate
+from mmvit_plugin.apis.cli import (DATA_ROOT_HELP, add_launcher_arguments, dict_action,
+                                   set_local_rank)
 
 
 def parse_args(argv=None):
@@ -62,114 +55,17 @@ def parse_args(argv=None):
     parser.add_argument('--show', action='store_true', help='show the pictures in a window')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds per shown picture')
     parser.add_argument('--amp', action='store_true', help='mixed-precision test (needs a GPU)')
-    parser.add_argument('--cfg-options', nargs='+', action=_dict_action(), default={},
+    parser.add_argument('--cfg-options', nargs='+', action=dict_action(), default={},
                         help='override config entries, key=value pairs')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
-
-
-def enable_visualization(cfg, args) -> None:
-    """Turn on the config's visualization hook (mmseg SegVisualizationHook / mmdet DetVisualizationHook)."""
-    hooks = cfg.default_hooks
-    if 'visualization' not in hooks:
-        raise SystemExit('error: --show/--show-dir need a `visualization` hook in default_hooks '
-                         '(the mmseg/mmdet default_runtime bases have one)')
-    hook = hooks['visualization']
-    hook['draw'] = True
-    hook['interval'] = args.show_interval
-    if args.show:
-        hook['show'] = True
-        hook['wait_time'] = args.wait_time
-    if args.show_dir:
-        show_dir = osp.abspath(args.show_dir)
-        if cfg.get('default_scope') == 'mmdet':
-            hook['test_out_dir'] = show_dir  # mmdet writes one file per image there
-        else:
-            cfg.visualizer['save_dir'] = show_dir  # mmseg: the visualizer's local backend
-            cfg.visualizer['vis_backends'] = [dict(type='LocalVisBackend')]
-
-
-def enable_tta(cfg, config: str) -> None:
-    """Test through the config's ``tta_model`` on ``tta_pipeline`` (as mmseg's and mmdet's test.py,
-    but a config without them is an error, not a silent default)."""
-    missing = [key for key in ('tta_model', 'tta_pipeline') if key not in cfg]
-    if missing:
-        why = (' (mmdet 3.3\'s DetTTAModel merges boxes only: instance segmentation has no TTA; '
-               'the RetinaNet configs have one)' if cfg.get('default_scope') == 'mmdet' else '')
-        raise SystemExit(f'error: --tta: {config} defines no {" / ".join(missing)}{why}')
-    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-    cfg.model = dict(cfg.tta_model, module=cfg.model)
-
-
-def save_predictions(cfg, out: str) -> None:
-    """``--out`` for mmseg configs: IoUMetric writes each predicted label map into ``out``."""
-    evaluator = cfg.test_evaluator
-    if not isinstance(evaluator, dict) or evaluator.get('type') != 'IoUMetric':
-        raise SystemExit('error: --out for an mmseg config needs test_evaluator = '
-                         f'dict(type=\'IoUMetric\', ...); this config has {evaluator!r}')
-    evaluator['output_dir'] = osp.abspath(out)
-
-
-def dump_detections(runner, out: str) -> None:
-    """``--out`` for mmdet configs: mmdet's DumpDetResults pickles the predictions to ``out``."""
-    from mmdet.evaluation import DumpDetResults
-    runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
-
-
-def plain(value):
-    """numpy scalars/arrays (mmseg's IoUMetric returns them) as Python numbers/lists."""
-    if hasattr(value, 'tolist'):
-        return value.tolist()
-    return value
+    add_launcher_arguments(parser)
+    return set_local_rank(parser.parse_args(argv))
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.amp:
-        require_cuda_for_amp()
-    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir, args.data_root)
-    scope = cfg.get('default_scope')
-    if args.out and scope not in OUT_HELP:
-        raise SystemExit(f'error: --out: default_scope {scope!r}; only mmseg and mmdet configs')
-    if args.out and scope == 'mmdet' and not args.out.endswith(('.pkl', '.pickle')):
-        raise SystemExit(f'error: --out {args.out}: for an mmdet config --out is {OUT_HELP[scope]} '
-                         '(name ending in .pkl); --metrics-out FILE writes the metrics as JSON')
-    cfg.load_from = checkpoint_uri(args.checkpoint, 'checkpoint')
-    cfg.resume = False
-    if args.amp:
-        cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
-    if args.show or args.show_dir:
-        enable_visualization(cfg, args)
-    if args.tta:
-        enable_tta(cfg, args.config)
-    if args.out and scope == 'mmseg':
-        save_predictions(cfg, args.out)
-    check_data(cfg, 'test')
-
-    runner = build_runner(cfg)
-    if args.out and scope == 'mmdet':
-        dump_detections(runner, args.out)
-    from mmvit_plugin.checkpoint import CheckpointError
-    try:
-        metrics = {k: plain(v) for k, v in runner.test().items()}
-    except CheckpointError as err:  # the weights did not fill the model: no figure is printed
-        raise SystemExit(f'error: {err}') from None
-    if runner.rank == 0:
-        shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
-        print('metrics: ' + json.dumps(shown, default=str), flush=True)
-        if args.metrics_out:
-            os.makedirs(osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)
-            with open(args.metrics_out, 'w') as f:
-                json.dump(metrics, f, indent=2, default=str)
-        if args.out:
-            print(f'predictions ({OUT_HELP[scope]}) in {osp.abspath(args.out)}', flush=True)
-        if args.show_dir:
-            print(f'pictures (ground truth | prediction) in {osp.abspath(args.show_dir)}', flush=True)
+    evaluate(args.config, args.checkpoint, args.work_dir, args.out, args.data_root,
+             args.metrics_out, args.tta, args.show_dir, args.show_interval, args.show,
+             args.wait_time, args.amp, args.cfg_options, args.launcher)
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Pieces shared by the backbones: padding, window/stripe partition, head splitting, layout moves,
-conv embeddings and the MLP.
+"""Pieces shared by the backbones: the drop-path schedule, padding, window/stripe partition, head
+splitting, layout moves, conv embeddings and the MLP.
 
 Token maps are kept channels-last, ``(B, H, W, C)``, between blocks: that is what LayerNorm and the
 Linear layers want, and window/stripe partition is then a pure reshape.
@@ -7,7 +7,7 @@ Linear layers want, and window/stripe partition is then a pure reshape.
 Everything here also traces with symbolic sizes (``torch.compile(dynamic=True)``, ONNX export with
 dynamic height and width): no Python branch depends on a size that is symbolic while tracing.
 """
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -17,6 +17,29 @@ from timm.layers import Mlp as _TimmMlp
 from torch.utils.checkpoint import checkpoint
 
 Pads = Tuple[int, int, int, int]  # top, bottom, left, right
+
+
+def drop_path_schedule(depths: Sequence[int],
+                       rates: Union[float, Sequence[float]]) -> List[List[float]]:
+    """The stochastic-depth rate of every block, per stage, rising linearly from 0.
+
+    Computed as the official code computes it (``torch.linspace`` in float32), on the CPU whatever
+    the default device, so that a backbone also builds on the ``meta`` device.
+
+    Args:
+        depths: the number of blocks of each stage.
+        rates: a float ``r``: one ramp from 0 to ``r`` over all blocks of all stages (Swin, CSWin,
+            MPViT); one rate per stage: each stage ramps from 0 to its own rate over its blocks
+            (CvT's official per-stage schedule).
+
+    Returns:
+        One list of rates per stage, ``depths[i]`` long.
+    """
+    if isinstance(rates, (int, float)):
+        flat = torch.linspace(0, rates, sum(depths), device='cpu').tolist()
+        return [flat[sum(depths[:i]):sum(depths[:i + 1])] for i in range(len(depths))]
+    return [torch.linspace(0, rate, depth, device='cpu').tolist()
+            for rate, depth in zip(rates, depths)]
 
 
 def quick_gelu(x: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,6 @@
 """COCO images without annotations: left out of training with a logged warning (the recipe's
 filter_cfg), trained on as pure negatives when the filter is off, and evaluated at test time."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 from unittest import mock
 
@@ -13,6 +11,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 
 import mmvit_plugin.datasets.coco as coco_module
+from mmvit_plugin.apis.toy_data import make_toy_data
 
 REPO = Path(__file__).resolve().parents[2]
 DET_TOY = REPO / 'configs' / 'toy' / 'mask_rcnn_cswin_toy.py'
@@ -22,9 +21,7 @@ DET_TOY = REPO / 'configs' / 'toy' / 'mask_rcnn_cswin_toy.py'
 def coco(tmp_path_factory):
     """Toy COCO whose 2nd and 5th train images and 2nd val image have no annotations."""
     root = tmp_path_factory.mktemp('coco')
-    subprocess.run([sys.executable, REPO / 'tools' / 'make_toy_data.py', '--kind', 'coco', '--out',
-                    root, '--train', '6', '--val', '3', '--mask-format', 'rle'], check=True,
-                   capture_output=True)
+    make_toy_data('coco', str(root), train=6, val=3, mask_format='rle')
     for split, positions in (('train2017', (1, 4)), ('val2017', (1, ))):
         path = root / 'annotations' / f'instances_{split}.json'
         data = json.loads(path.read_text())

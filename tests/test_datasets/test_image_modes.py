@@ -2,8 +2,6 @@
 turn every one into 3-channel 8-bit BGR (mmcv's color_type='color'), so the models train on
 them; nothing is dropped."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,8 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from PIL import Image
+
+from mmvit_plugin.apis.toy_data import make_toy_data
 
 REPO = Path(__file__).resolve().parents[2]
 SEG_TOY = REPO / 'configs' / 'toy' / 'upernet_cswin_toy.py'
@@ -30,8 +30,7 @@ MODES = ['L', 'LA', 'RGBA', 'P', 'I;16', 'RGB', 'L', 'RGBA']  # one per toy trai
 
 
 def make_toy(kind: str, root: Path) -> None:
-    subprocess.run([sys.executable, REPO / 'tools' / 'make_toy_data.py', '--kind', kind, '--out',
-                    root, '--train', '8', '--val', '1'], check=True, capture_output=True)
+    make_toy_data(kind, str(root), train=8, val=1)
 
 
 def test_segmentation_images_of_every_mode_load_as_three_channels_and_train(tmp_path):

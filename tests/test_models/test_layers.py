@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from mmvit_plugin.models.layers import (ConvPatchEmbed, crop_padding, merge_heads, pad_to_multiple,
-                                        quick_gelu, split_heads, window_partition, window_reverse)
+from mmvit_plugin.models.layers import (ConvPatchEmbed, crop_padding, drop_path_schedule,
+                                        merge_heads, pad_to_multiple, quick_gelu, split_heads, window_partition, window_reverse)
 
 
 @pytest.mark.parametrize('centred', [False, True])
@@ -13,7 +13,7 @@ def test_pad_and_crop(centred):
     top, bottom, left, right = pads
     assert (top, bottom, left, right) == ((2, 3, 1, 2) if centred else (0, 5, 0, 3))
     assert padded[:, :top].abs().sum() == 0 and padded[:, padded.shape[1] - bottom:].abs().sum() == 0
-    torch.testing.assert_close(crop_padding(padded, pads), x)
+    assert torch.equal(crop_padding(padded, pads), x)
 
 
 def test_window_partition_round_trip_and_order():
@@ -21,8 +21,8 @@ def test_window_partition_round_trip_and_order():
     windows = window_partition(x, (2, 3))
     assert windows.shape == (2 * 4, 6, 1)
     # The second window of the first image is rows 0-1, columns 3-5.
-    torch.testing.assert_close(windows[1, :, 0], x[0, 0:2, 3:6, 0].flatten())
-    torch.testing.assert_close(window_reverse(windows, (2, 3), 4, 6), x)
+    assert torch.equal(windows[1, :, 0], x[0, 0:2, 3:6, 0].flatten())
+    assert torch.equal(window_reverse(windows, (2, 3), 4, 6), x)
     # Stripes are windows spanning a whole side.
     assert window_partition(x, (4, 2)).shape == (2 * 3, 8, 1)
 
@@ -31,8 +31,8 @@ def test_heads_round_trip():
     x = torch.randn(3, 10, 12)
     h = split_heads(x, 4)
     assert h.shape == (3, 4, 10, 3)
-    torch.testing.assert_close(h[:, 1], x[..., 3:6])
-    torch.testing.assert_close(merge_heads(h), x)
+    assert torch.equal(h[:, 1], x[..., 3:6])
+    assert torch.equal(merge_heads(h), x)
 
 
 def test_conv_patch_embed_pads_to_stride():
@@ -44,4 +44,16 @@ def test_conv_patch_embed_pads_to_stride():
 
 def test_quick_gelu():
     x = torch.linspace(-3, 3, 7)
-    torch.testing.assert_close(quick_gelu(x), x * torch.sigmoid(1.702 * x))
+    assert torch.equal(quick_gelu(x), x * torch.sigmoid(1.702 * x))  # the same elementwise ops
+
+
+def test_drop_path_schedule():
+    # one ramp over all blocks (Swin, CSWin, MPViT), split per stage
+    flat = torch.linspace(0, 0.3, 7).tolist()
+    assert drop_path_schedule((2, 1, 3, 1), 0.3) == [flat[:2], flat[2:3], flat[3:6], flat[6:]]
+    # one ramp per stage (CvT)
+    assert drop_path_schedule((1, 2, 10), (0., 0., 0.1)) == [
+        [0.], [0., 0.], torch.linspace(0, 0.1, 10).tolist()]
+    assert [len(r) for r in drop_path_schedule((2, 0, 1), 0.1)] == [2, 0, 1]
+    with torch.device('meta'):  # plain floats, whatever the default device
+        assert drop_path_schedule((1, 1), 0.5) == [[0.], [0.5]]

@@ -1,19 +1,15 @@
-import subprocess
-import sys
-from pathlib import Path
-
+"""tools/convert_checkpoint.py: the command line, on files of each family and foreign layouts."""
 import pytest
 import torch
 
 from mmvit_plugin.models.backbones.swin import Swin
+from tool_cli import run_tool, run_tool_main
 
-TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'convert_checkpoint.py'
 SMALL = dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 1, 1, 1))
 
 
 def run(*args):
-    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True,
-                          text=True)
+    return run_tool('convert_checkpoint', *args, check=False)
 
 
 def test_swin_classification_release_to_our_layout(tmp_path):
@@ -57,21 +53,21 @@ def test_other_families_round_trip(tmp_path, family, cls_name, arch):
 
 def test_foreign_layout_is_detected_and_reported(tmp_path, capsys):
     """A timm hub file (safetensors): the tool names the layout, keeps it in meta, and an arch it
-    does not fit is refused naming the layout. (In-process: main() is what the script runs.)"""
+    does not fit is refused naming the layout. (In-process: what the script runs.)"""
     from safetensors.torch import save_file
     from timm.models.swin_transformer import SwinTransformer
 
-    from checkpoint_layouts import convert_tool_main
     timm_model = SwinTransformer(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 1, 1, 1),
                                  window_size=7)
     src = tmp_path / 'model.safetensors'
     save_file(timm_model.state_dict(), str(src))
-    main = convert_tool_main()
-    assert main(['swin', str(src), str(tmp_path / 'ours.pth'), '--arch', repr(SMALL)]) == 0
+    assert run_tool_main('convert_checkpoint',
+                         ['swin', src, tmp_path / 'ours.pth', '--arch', repr(SMALL)]) == 0
     out = capsys.readouterr().out
     assert 'layout: timm Swin' in out and '8 missing' in out  # the output norms norm0..3
     saved = torch.load(tmp_path / 'ours.pth', weights_only=True)
     assert saved['meta']['layout'] == 'timm Swin'
     assert 'layers.0.downsample.reduction.weight' in saved['state_dict']
-    assert main(['swin', str(src), str(tmp_path / 'out.pth'), '--arch', 'tiny']) == 1
+    assert run_tool_main('convert_checkpoint',
+                         ['swin', src, tmp_path / 'out.pth', '--arch', 'tiny']) == 1
     assert '(timm Swin layout) does not fit' in capsys.readouterr().err

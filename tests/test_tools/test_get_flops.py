@@ -1,162 +1,35 @@
-"""tools/get_flops.py on the toy configs at small inputs: the whole-model count against
-independent counts (mmseg's own tensor path, the backbone alone, parameter sums), the JSON, the
-table, and the errors."""
-import contextlib
-import importlib.util
-import io
+"""tools/get_flops.py's command line: the table and the JSON of one count, and the errors (what is
+counted: tests/test_benchmark/test_model_flops.py)."""
 import json
-import subprocess
-import sys
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-import torch
-from mmengine.config import Config
 
-from mmvit_plugin.analysis import count_flops
+from tool_cli import REPO, run_tool, run_tool_main
 
-REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / 'tools' / 'get_flops.py'
 SEG_CFG = REPO / 'configs' / 'toy' / 'upernet_cswin_toy.py'
-DET_CFG = REPO / 'configs' / 'toy' / 'mask_rcnn_cswin_toy.py'
-KEYS = {'config', 'scope', 'model', 'input_shape', 'macs', 'params', 'inference_params',
-        'other_macs', 'modules', 'rois', 'mask_rois_counted', 'structural_zeros', 'uncounted_ops',
-        'torch'}
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('get_flops', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-get_flops = load_tool()
-
-
-def run_tool(tmp_path, config, *options):
-    """The JSON and the printed table of one run."""
-    out = tmp_path / f'flops_{len(list(tmp_path.iterdir()))}.json'
-    table = io.StringIO()
-    with contextlib.redirect_stdout(table):
-        assert get_flops.main([str(config), '--json', str(out), *map(str, options)]) == 0
-    return json.loads(out.read_text()), table.getvalue()
-
-
-@pytest.fixture(scope='module')
-def seg_64x128(tmp_path_factory):
-    return run_tool(tmp_path_factory.mktemp('seg'), SEG_CFG, '--shape', 64, 128)
-
-
-def build_seg_model():
-    """The toy segmentor, built here without the tool (mmseg's registry and its own forward)."""
-    from mmengine.model import revert_sync_batchnorm
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
-    register_all_modules()
-    return revert_sync_batchnorm(MODELS.build(Config.fromfile(SEG_CFG).model)).eval()
-
-
-def test_segmentor_total_matches_independent_counts(seg_64x128):
-    result, table = seg_64x128
-    assert set(result) == KEYS
-    assert result['scope'] == 'mmseg' and result['model'] == 'EncoderDecoder'
-    assert result['input_shape'] == [1, 3, 64, 128]
-    modules = result['modules']
-    assert list(modules) == ['backbone', 'decode_head', 'auxiliary_head']
-    assert [m['in_total'] for m in modules.values()] == [True, True, False]
-    assert result['macs'] == modules['backbone']['macs'] + modules['decode_head']['macs']
-    assert modules['auxiliary_head']['macs'] > 0 and result['other_macs'] == 0
-
-    model = build_seg_model()
-    x = torch.randn(1, 3, 64, 128)
-    with torch.no_grad():
-        # mmseg's get_flops path: model(inputs) in mode 'tensor' = extract_feat + decode_head
-        whole, _ = count_flops(model, (x, ))
-        backbone, by_op = count_flops(model.backbone, (x, ))
-    assert result['macs'] == whole
-    assert modules['backbone']['macs'] == backbone < whole
-    assert by_op['scaled_dot_product_attention'] > 0  # counted, not left at zero
-    assert result['params'] == sum(p.numel() for p in model.parameters())
-    aux_params = sum(p.numel() for p in model.auxiliary_head.parameters())
-    assert modules['auxiliary_head']['params'] == aux_params > 0
-    assert result['inference_params'] == result['params'] - aux_params
-
+def test_table_and_json(tmp_path, capsys):
+    out = tmp_path / 'flops.json'
+    assert run_tool_main('get_flops', [SEG_CFG, '--shape', 64, 128, '--json', out]) == 0
+    result, table = json.loads(out.read_text()), capsys.readouterr().out
+    assert result['config'] == str(SEG_CFG) and result['input_shape'] == [1, 3, 64, 128]
+    assert result['macs'] == sum(m['macs'] for m in result['modules'].values() if m['in_total'])
     assert 'input 1x3x64x128' in table and f'{result["macs"] / 1e9:.2f}' in table
     assert 'auxiliary_head *' in table and 'backbone + decode_head' in table
-
-
-def test_segmentor_count_follows_the_shape(seg_64x128, tmp_path):
-    small, _ = seg_64x128
-    square, _ = run_tool(tmp_path, SEG_CFG, '--shape', 128)
-    assert square['input_shape'] == [1, 3, 128, 128]
-    assert 1.8 < square['macs'] / small['macs'] < 2.2  # twice the area, about twice the work
-    assert square['params'] == small['params']
-
-
-def test_detector_counts_rpn_and_roi_heads(tmp_path):
-    result, table = run_tool(tmp_path, DET_CFG, '--shape', 64, 96)
-    assert result['scope'] == 'mmdet' and result['model'] == 'MaskRCNN'
-    modules = result['modules']
-    assert list(modules) == ['backbone', 'neck', 'rpn_head', 'roi_head']
-    assert all(m['in_total'] and m['macs'] > 0 for m in modules.values())
-    assert result['macs'] == sum(m['macs'] for m in modules.values()) + result['other_macs']
-    assert result['params'] == result['inference_params']
-    # the RoI heads run on test_cfg.rpn.max_per_img (300 in the toy config) proposals, whatever
-    # the random-weight RPN's NMS keeps, and the mask head on the first 100 (mmdet 2.x's get_flops)
-    assert result['rois'] == dict(bbox_head=300, mask_head=100)
-    assert 'RoIAlignFunction' in ' '.join(result['uncounted_ops'])  # no MACs: listed, not hidden
-    assert f'RoIs: bbox_head {result["rois"]["bbox_head"]}, mask_head' in table
-
-
-def test_shapes():
-    assert get_flops.DEFAULT_SHAPES == {'mmseg': (512, 2048), 'mmdet': (1280, 800)}
-    assert get_flops.parse_shape(None) is None
-    assert get_flops.parse_shape([640]) == (640, 640)
-    assert get_flops.parse_shape([512, 1024]) == (512, 1024)
 
 
 @pytest.mark.parametrize('shape', [['64', '64', '64'], ['16', '64'], ['0']])
 def test_bad_shape_is_an_error(shape):
     with pytest.raises(SystemExit, match='--shape takes H W or one size N'):
-        get_flops.main([str(SEG_CFG), '--shape', *shape])
+        run_tool_main('get_flops', [SEG_CFG, '--shape', *shape])
 
 
 def test_non_integer_shape_is_a_usage_error(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        get_flops.main([str(SEG_CFG), '--shape', 'wide'])
-    assert exit_info.value.code == 2 and "invalid int value: 'wide'" in capsys.readouterr().err
+    assert run_tool_main('get_flops', [SEG_CFG, '--shape', 'wide']) == 2
+    assert "invalid int value: 'wide'" in capsys.readouterr().err
 
 
 def test_missing_config_exits_non_zero(tmp_path):
-    proc = subprocess.run([sys.executable, str(TOOL), str(tmp_path / 'nope.py')],
-                          capture_output=True, text=True)
+    proc = run_tool('get_flops', tmp_path / 'nope.py', check=False)
     assert proc.returncode == 1 and 'nope.py' in proc.stderr and 'not found' in proc.stderr
-
-
-def test_cascade_mask_heads_count_on_the_first_100_rois(tmp_path):
-    """Cascade Mask R-CNN (a small Swin, few proposals): RoIs of the ModuleList heads are recorded,
-    and the three mask heads count on 100 of them, as mmdet 2.x's get_flops (the papers)."""
-    config = tmp_path / 'small_cascade.py'
-    config.write_text(
-        f"_base_ = ['{REPO / 'configs' / 'cascade_mask_rcnn_swin_t_coco_3x.py'}']\n"
-        "model = dict(\n"
-        "    backbone=dict(arch=dict(_delete_=True, embed_dims=16, depths=(1, 1, 1, 1),\n"
-        "                            num_heads=(1, 1, 1, 1))),\n"
-        "    neck=dict(in_channels=[16, 32, 64, 128]),\n"
-        "    test_cfg=dict(rpn=dict(max_per_img=150)))\n")
-    result, table = run_tool(tmp_path, config, '--shape', 64, 96)
-    assert result['model'] == 'CascadeRCNN'
-    rois = result['rois']
-    assert rois == dict(bbox_head=150, mask_head=150)  # 3.x: the mask heads see every proposal
-    assert result['mask_rois_counted'] == 100
-    assert 'Mask heads counted on the first 100 RoIs' in table
-    assert result['macs'] == sum(m['macs'] for m in result['modules'].values()) + result['other_macs']
-
-
-def test_mask_head_excess():
-    report = SimpleNamespace(by_module={'roi_head.mask_head': 3000})
-    assert get_flops.mask_head_excess(report, {'mask_head': 300}) == 2000
-    assert get_flops.mask_head_excess(report, {'mask_head': 100}) == 0
-    assert get_flops.mask_head_excess(report, {}) == 0

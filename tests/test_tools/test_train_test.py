@@ -1,7 +1,6 @@
 """tools/train.py, tools/test.py and tools/infer.py end to end (subprocesses) on tiny toy data:
 a few iterations of the toy UperNet and Mask R-CNN configs, then a metric and a checkpoint; the
 options as mmseg/mmdet users type them (--out, --tta, --auto-scale-lr, checkpoints by URL)."""
-import importlib.util
 import json
 import os
 import pickle
@@ -10,39 +9,26 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from tool_cli import REPO, run_tool, tool_path
 
-REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / 'tools'
 SEG_CFG = REPO / 'configs' / 'toy' / 'upernet_cswin_toy.py'
 DET_CFG = REPO / 'configs' / 'toy' / 'mask_rcnn_cswin_toy.py'
 
 
-def run(*args, check=True):
-    res = subprocess.run([sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=True)
-    if check and res.returncode != 0:
-        pytest.fail(f'{args[0]} exited {res.returncode}\n--- stdout ---\n{res.stdout[-4000:]}'
-                    f'\n--- stderr ---\n{res.stderr[-6000:]}')
-    return res
-
-
 @pytest.fixture(scope='module')
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('toy')
-    run(TOOLS / 'make_toy_data.py', '--kind', 'ade', '--out', root / 'ade', '--train', '8', '--val', '3')
-    run(TOOLS / 'make_toy_data.py', '--kind', 'coco', '--out', root / 'coco', '--train', '6',
-        '--val', '3', '--mask-format', 'rle')
-    return root
+def data(toy_data):
+    """The toy ADE20K (8 training, 3 validation images) and COCO (6, 3; RLE masks) sets."""
+    return dict(ade=toy_data('ade', 8, 3), coco=toy_data('coco', 6, 3, mask_format='rle'))
 
 
 def seg_options(data, iters):
-    root = data / 'ade'
+    root = data['ade']
     return ['--cfg-options', f'train_dataloader.dataset.data_root={root}',
             f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',
             'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
@@ -52,7 +38,7 @@ def seg_options(data, iters):
 
 
 def det_options(data, epochs=1):
-    root = f'{data / "coco"}/'
+    root = f'{data["coco"]}/'
     ann = f'{root}annotations/instances_val2017.json'
     return ['--cfg-options', f'train_dataloader.dataset.data_root={root}',
             f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',
@@ -65,19 +51,19 @@ def det_options(data, epochs=1):
 
 def test_segmentation_train_resume_test_infer(data, tmp_path, loopback_server, hub_dir):
     work = tmp_path / 'seg'
-    res = run(TOOLS / 'train.py', SEG_CFG, '--work-dir', work, *seg_options(data, 4))
+    res = run_tool('train', SEG_CFG, '--work-dir', work, *seg_options(data, 4))
     assert (work / 'iter_2.pth').is_file() and (work / 'iter_4.pth').is_file()
     assert 'mIoU' in res.stdout + res.stderr  # validation ran at the end of training
 
     # --resume without a path: the latest checkpoint of the work dir (iter 4), then on to 6
-    res = run(TOOLS / 'train.py', SEG_CFG, '--work-dir', work, '--resume', *seg_options(data, 6))
+    res = run_tool('train', SEG_CFG, '--work-dir', work, '--resume', *seg_options(data, 6))
     log = res.stdout + res.stderr
     assert 'resumed' in log.lower() and 'iter_4.pth' in log
     assert (work / 'iter_6.pth').is_file()
 
     ckpt = work / 'iter_6.pth'
     metrics_file, preds = tmp_path / 'seg_metrics.json', tmp_path / 'seg_preds'
-    res = run(TOOLS / 'test.py', SEG_CFG, ckpt, '--work-dir', tmp_path / 'seg_test',
+    res = run_tool('test', SEG_CFG, ckpt, '--work-dir', tmp_path / 'seg_test',
               '--metrics-out', metrics_file, '--out', preds, '--show-dir', tmp_path / 'seg_vis',
               *seg_options(data, 6))
     metrics = json.loads(metrics_file.read_text())
@@ -85,26 +71,26 @@ def test_segmentation_train_resume_test_infer(data, tmp_path, loopback_server, h
     assert len(list((tmp_path / 'seg_vis').rglob('*.png'))) == 3
     # --out as in mmseg: one label map per image, ADE20K label values (0 = unlabelled, 1..5)
     maps = sorted(preds.glob('*.png'))
-    assert [p.stem for p in maps] == sorted(p.stem for p in (data / 'ade' / 'images' / 'validation').iterdir())
+    assert [p.stem for p in maps] == sorted(p.stem for p in (data['ade'] / 'images' / 'validation').iterdir())
     labels = np.unique(np.concatenate([np.asarray(Image.open(p)).ravel() for p in maps]))
     assert labels.min() >= 1 and labels.max() <= 5
 
     # the checkpoint by URL (loopback; downloads go to hub_dir): the same metrics as from the file
     shutil.copy(ckpt, loopback_server.root / 'seg.pth')
     url_metrics = tmp_path / 'url_metrics.json'
-    run(TOOLS / 'test.py', SEG_CFG, loopback_server.url('seg.pth'), '--work-dir',
+    run_tool('test', SEG_CFG, loopback_server.url('seg.pth'), '--work-dir',
         tmp_path / 'url_test', '--metrics-out', url_metrics, *seg_options(data, 6))
     assert json.loads(url_metrics.read_text()) == metrics
 
     # --tta: the multi-scale (0.5..1.75 of the test scale) + flip protocol through SegTTAModel
     tta_file = tmp_path / 'tta_metrics.json'
-    res = run(TOOLS / 'test.py', SEG_CFG, ckpt, '--tta', '--work-dir', tmp_path / 'tta_test',
+    res = run_tool('test', SEG_CFG, ckpt, '--tta', '--work-dir', tmp_path / 'tta_test',
               '--metrics-out', tmp_path / 'tta_metrics.json', *seg_options(data, 6))
     tta = json.loads(tta_file.read_text())
     assert 'SegTTAModel' in res.stdout + res.stderr
     assert 0 <= tta['mIoU'] <= 100 and (tta['mIoU'], tta['aAcc']) != (metrics['mIoU'], metrics['aAcc'])
 
-    res = run(TOOLS / 'infer.py', data / 'ade' / 'images' / 'validation', SEG_CFG,
+    res = run_tool('infer', data['ade'] / 'images' / 'validation', SEG_CFG,
               ckpt, '--out-dir', tmp_path / 'seg_infer', '--limit', '2')
     assert len(list((tmp_path / 'seg_infer').glob('*.png'))) == 2
 
@@ -118,10 +104,10 @@ def test_sigkill_then_resume_ends_with_the_uninterrupted_weights(data, tmp_path)
     # drop path and the heads' dropout draw from torch's generator, the pipeline from numpy's:
     # both must continue where the killed run stopped.
     opts = seg_options(data, 6) + ['randomness.deterministic=True']
-    run(TOOLS / 'train.py', SEG_CFG, '--work-dir', tmp_path / 'straight', *opts)
+    run_tool('train', SEG_CFG, '--work-dir', tmp_path / 'straight', *opts)
 
     work = tmp_path / 'killed'
-    proc = subprocess.Popen([sys.executable, TOOLS / 'train.py', SEG_CFG, '--work-dir', work, *opts],
+    proc = subprocess.Popen([sys.executable, tool_path('train'), SEG_CFG, '--work-dir', work, *opts],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
@@ -135,7 +121,7 @@ def test_sigkill_then_resume_ends_with_the_uninterrupted_weights(data, tmp_path)
     assert not (work / 'iter_6.pth').exists()
     assert not list(work.glob('.*.tmp')), 'a half-written checkpoint was left behind'
 
-    res = run(TOOLS / 'train.py', SEG_CFG, '--work-dir', work, '--resume', *opts)
+    res = run_tool('train', SEG_CFG, '--work-dir', work, '--resume', *opts)
     assert 'resumed' in (res.stdout + res.stderr).lower()
     straight, resumed = final_weights(tmp_path / 'straight' / 'iter_6.pth'), final_weights(work / 'iter_6.pth')
     assert straight.keys() == resumed.keys()
@@ -145,9 +131,9 @@ def test_sigkill_then_resume_ends_with_the_uninterrupted_weights(data, tmp_path)
 
 def test_two_process_cpu_training_writes_from_rank_0_only(data, tmp_path):
     work = tmp_path / 'dist'
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(29500 + os.getpid() % 1000))
-    res = subprocess.run(['bash', TOOLS / 'dist_train.sh', SEG_CFG, '2', '--work-dir', work,
-                          *seg_options(data, 4)], cwd=REPO, env=env, capture_output=True, text=True)
+    env = dict(PYTHON=sys.executable, PORT=str(29500 + os.getpid() % 1000))
+    res = run_tool('dist_train.sh', SEG_CFG, '2', '--work-dir', work, *seg_options(data, 4),
+                   env=env, check=False)
     log = res.stdout + res.stderr
     assert res.returncode == 0, log[-6000:]
     assert 'gloo' in log  # chosen because there is no GPU
@@ -160,10 +146,9 @@ def test_two_process_cpu_training_writes_from_rank_0_only(data, tmp_path):
     assert 'Distributed training: True' in log and 'GPU number: 2' in log  # mmengine's world size
 
     out = tmp_path / 'metrics.json'
-    res = subprocess.run(['bash', TOOLS / 'dist_test.sh', SEG_CFG, work / 'iter_4.pth', '2',
-                          '--work-dir', tmp_path / 'dist_test', '--metrics-out', out,
-                          *seg_options(data, 4)],
-                         cwd=REPO, env=env, capture_output=True, text=True)
+    res = run_tool('dist_test.sh', SEG_CFG, work / 'iter_4.pth', '2', '--work-dir',
+                   tmp_path / 'dist_test', '--metrics-out', out, *seg_options(data, 4), env=env,
+                   check=False)
     assert res.returncode == 0, (res.stdout + res.stderr)[-6000:]
     assert res.stdout.count('metrics: ') == 1  # printed by rank 0 only
     assert 0 <= json.loads(out.read_text())['mIoU'] <= 100
@@ -171,14 +156,14 @@ def test_two_process_cpu_training_writes_from_rank_0_only(data, tmp_path):
 
 def test_detection_train_test_infer(data, tmp_path):
     work = tmp_path / 'det'
-    res = run(TOOLS / 'train.py', DET_CFG, '--work-dir', work, '--auto-scale-lr', *det_options(data))
+    res = run_tool('train', DET_CFG, '--work-dir', work, '--auto-scale-lr', *det_options(data))
     # the recipe's lr is for 16 images; this run has 1 process x 2 images
     assert 'Scaling the original LR by 0.125' in res.stdout + res.stderr
     ckpt = work / 'epoch_1.pth'
     assert ckpt.is_file()
 
     metrics_file, preds = tmp_path / 'det_metrics.json', tmp_path / 'det_preds.pkl'
-    res = run(TOOLS / 'test.py', DET_CFG, ckpt, '--work-dir', tmp_path / 'det_test',
+    res = run_tool('test', DET_CFG, ckpt, '--work-dir', tmp_path / 'det_test',
               '--metrics-out', metrics_file, '--out', preds, '--show-dir', tmp_path / 'det_vis',
               *det_options(data))
     metrics = json.loads(metrics_file.read_text())
@@ -192,7 +177,7 @@ def test_detection_train_test_infer(data, tmp_path):
         results = pickle.load(f)
     assert len(results) == 3 and all('pred_instances' in r and 'img_id' in r for r in results)
 
-    run(TOOLS / 'infer.py', data / 'coco' / 'val2017' / '000001000001.jpg', DET_CFG, ckpt,
+    run_tool('infer', data['coco'] / 'val2017' / '000001000001.jpg', DET_CFG, ckpt,
         '--out-dir', tmp_path / 'det_infer', '--score-thr', '0')
     assert (tmp_path / 'det_infer' / '000001000001.png').is_file()
 
@@ -204,63 +189,35 @@ def test_detection_train_test_infer(data, tmp_path):
 def test_detection_test_options_that_do_not_apply(args, message, tmp_path):
     ckpt = tmp_path / 'any.pth'
     ckpt.write_bytes(b'not read: the options are checked first')
-    res = run(TOOLS / 'test.py', DET_CFG, ckpt, *args, check=False)
+    res = run_tool('test', DET_CFG, ckpt, *args, check=False)
     assert res.returncode != 0 and 'Traceback' not in res.stderr
     assert message in res.stderr
 
 
-@pytest.mark.parametrize('tool', ['train.py', 'test.py'])
+@pytest.mark.parametrize('tool', ['train', 'test'])
 def test_amp_needs_gpu(tool, tmp_path):
     import torch
     if torch.cuda.is_available():
         pytest.skip('a CUDA GPU is present')
-    args = [SEG_CFG] if tool == 'train.py' else [SEG_CFG, tmp_path / 'none.pth']
-    res = run(TOOLS / tool, *args, '--amp', check=False)
+    args = [SEG_CFG] if tool == 'train' else [SEG_CFG, tmp_path / 'none.pth']
+    res = run_tool(tool, *args, '--amp', check=False)
     assert res.returncode != 0
     assert 'needs a CUDA GPU' in res.stderr and 'Traceback' not in res.stderr
 
 
 def test_channel_mismatch_is_a_clear_error(data, tmp_path):
-    res = run(TOOLS / 'train.py', SEG_CFG, '--work-dir', tmp_path, *seg_options(data, 1),
+    res = run_tool('train', SEG_CFG, '--work-dir', tmp_path, *seg_options(data, 1),
               'model.decode_head.in_channels=[96,192,384,768]', check=False)
     assert res.returncode != 0 and 'Traceback' not in res.stderr
     assert ('config mismatch: model.decode_head.in_channels=[96, 192, 384, 768]' in res.stderr
             and 'set in_channels=[32, 64, 128, 256]' in res.stderr)
 
 
-@pytest.mark.parametrize('tool', ['train.py', 'test.py', 'infer.py'])
+@pytest.mark.parametrize('tool', ['train', 'test', 'infer'])
 def test_missing_local_checkpoint(tool, tmp_path):
     missing = tmp_path / 'missing.pth'
-    args = {'train.py': [SEG_CFG, '--work-dir', tmp_path, '--resume', missing],
-            'test.py': [SEG_CFG, missing], 'infer.py': [tmp_path, SEG_CFG, missing]}[tool]
-    res = run(TOOLS / tool, *args, check=False)
+    args = {'train': [SEG_CFG, '--work-dir', tmp_path, '--resume', missing],
+            'test': [SEG_CFG, missing], 'infer': [tmp_path, SEG_CFG, missing]}[tool]
+    res = run_tool(tool, *args, check=False)
     assert res.returncode != 0 and 'Traceback' not in res.stderr
     assert f'{missing}: no such checkpoint file' in res.stderr
-
-
-def test_checkpoint_uris_pass_through():
-    """train.py --resume, test.py and infer.py CKPT: a URI goes to mmengine's CheckpointLoader as
-    given; a local path is checked (and ~ expanded)."""
-    train = load_tool('train')
-    for uri in ('https://host/x.pth', 'http://127.0.0.1:8000/x.pth', 's3://bucket/x.pth',
-                'open-mmlab://resnet50_v1c'):
-        assert train.checkpoint_uri(uri, '--resume') == uri
-    with pytest.raises(SystemExit, match='--resume nope.pth: no such checkpoint file'):
-        train.checkpoint_uri('nope.pth', '--resume')
-
-
-def test_auto_scale_lr_needs_the_config_entry():
-    from mmengine.config import Config
-    train = load_tool('train')
-    cfg = Config(dict(auto_scale_lr=dict(enable=False, base_batch_size=16)))
-    train.enable_auto_scale_lr(cfg)
-    assert cfg.auto_scale_lr.enable is True
-    with pytest.raises(SystemExit, match='--auto-scale-lr needs auto_scale_lr = dict'):
-        train.enable_auto_scale_lr(Config(dict()))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f'tool_{name}', TOOLS / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

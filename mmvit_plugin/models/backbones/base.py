@@ -1,5 +1,6 @@
 """What every pyramid backbone here shares: arch lookup, input checks, out_indices, frozen stages,
 norm_eval, gradient checkpointing, and loading official checkpoints in any of their layouts."""
+from abc import ABCMeta
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -16,7 +17,17 @@ from ..layers import Mlp
 NUM_LEVELS = 4
 
 
-class PyramidBackbone(BaseModule):
+class _BuiltBackbone(ABCMeta):
+    """Metaclass of :class:`PyramidBackbone`: once the whole ``__init__`` chain has built the
+    layers, applies the settings that reach into them (``with_cp='act'`` into every MLP)."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        backbone = super().__call__(*args, **kwargs)
+        backbone.with_cp = backbone.with_cp
+        return backbone
+
+
+class PyramidBackbone(BaseModule, metaclass=_BuiltBackbone):
     """Base class of the four-level backbones (strides 4, 8, 16, 32).
 
     Subclasses set :attr:`arch_zoo` and :attr:`arch_keys` and, when built, :attr:`num_features`
@@ -207,7 +218,8 @@ class PyramidBackbone(BaseModule):
     def with_cp(self) -> Union[bool, str]:
         """What the backward pass recomputes: ``False``, ``'act'`` (the activations of every
         :class:`~mmvit_plugin.models.layers.Mlp`) or ``True`` (every block, see :meth:`run_block`).
-        Settable after building; ``'act'`` reaches the MLPs that exist when it is set."""
+        Settable after building; set again once the subclass has built its layers (see
+        :class:`_BuiltBackbone`), so ``'act'`` reaches every MLP."""
         return self._with_cp
 
     @with_cp.setter

@@ -18,7 +18,6 @@ the memory and time of each ``with_cp`` setting).
 Our keys differ from the official ones; :func:`convert_cswin_checkpoint` maps them (it also runs as a
 ``load_state_dict`` pre-hook, so official classification and UperNet files load as they are).
 """
-import re
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -26,11 +25,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
-from ...checkpoint import StateDict, rename_keys
+from ...checkpoint import StateDict
 from ..attention import attention, check_attn_impl
-from ..layers import (ConvPatchEmbed, DropPath, Mlp, crop_padding, merge_heads, nhwc_to_nchw,
-                      pad_to_multiple, window_partition, window_reverse)
+from ..layers import (ConvPatchEmbed, DropPath, Mlp, crop_padding, drop_path_schedule,
+                      merge_heads, nhwc_to_nchw, pad_to_multiple, window_partition,
+                      window_reverse)
 from .base import PyramidBackbone
+from .conversion import CSWIN, cswin_checkpoint_layout
 
 #: What ``attn_impl='auto'`` runs off CUDA. Measured on CPU (tools/benchmark.py, CSWin-T at
 #: 512×512, 2 threads, fp32, 3 interleaved rounds): ``'explicit'`` takes 1.04× SDPA's time forward
@@ -243,19 +244,16 @@ class CSWin(PyramidBackbone):
                                  f'stripe direction), got {heads}')
 
         self.patch_embed = ConvPatchEmbed(in_channels, embed_dims, 7, 4, 2)
-        total = sum(depths)  # drop path rising linearly (plain floats: builds on 'meta' too)
-        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        rates = drop_path_schedule(depths, drop_path_rate)
         self.stages = nn.ModuleList()
         for i, (dims, depth, heads) in enumerate(zip(self.num_features, depths, num_heads)):
-            start = sum(depths[:i])
             self.stages.append(
                 CSWinStage(dims, depth, heads, split_size[i] if i < 3 else None,
                            mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_rate=drop_rate,
-                           attn_drop_rate=attn_drop_rate, drop_paths=rates[start:start + depth],
+                           attn_drop_rate=attn_drop_rate, drop_paths=rates[i],
                            out_norm=i in self.out_indices, downsample=i < 3,
                            attn_impl=attn_impl))
         self.apply(self.init_module_weights)
-        self.with_cp = with_cp  # again, now that the MLPs exist (with_cp='act' reaches them)
 
     def stage_modules(self, stage: int) -> List[nn.Module]:
         return [self.patch_embed] if stage < 0 else [self.stages[stage]]
@@ -283,42 +281,8 @@ class CSWin(PyramidBackbone):
         return cswin_checkpoint_layout(state_dict)
 
 
-def cswin_checkpoint_layout(state_dict: StateDict) -> str:
-    """Which key layout a CSWin state dict has: official classification (``stage1_conv_embed``,
-    ``norm``/``head``), official dense (the segmentation backbone, with ``norm1..4``; the
-    v0.2.0 UperNet releases) or ours (``patch_embed``, ``stages``)."""
-    keys = list(state_dict)
-    if any(k.startswith('stage1_conv_embed.') for k in keys):
-        dense = any(re.match(r'norm[1-4]\.', k) for k in keys)
-        return 'official CSWin (dense)' if dense else 'official CSWin (classification)'
-    if any(k.startswith('stages.') for k in keys) and any(k.startswith('patch_embed.') for k in keys):
-        return 'mmvit_plugin CSWin'
-    return 'unknown'
-
-
-#: Official key prefix → ours (``{0}``, ``{1}``, ``{2}`` are the captured numbers, 1-based stage
-#: numbers already made 0-based). Each pattern matches official keys only, so the mapping is idempotent.
-_KEY_MAP = (
-    (re.compile(r'^stage1_conv_embed\.0\.'), lambda m: 'patch_embed.proj.'),
-    (re.compile(r'^stage1_conv_embed\.2\.'), lambda m: 'patch_embed.norm.'),
-    (re.compile(r'^stage([1-4])\.(\d+)\.attns\.(\d+)\.get_v\.'),
-     lambda m: f'stages.{int(m[1]) - 1}.blocks.{m[2]}.attn.lepe.{m[3]}.'),
-    (re.compile(r'^stage([1-4])\.(\d+)\.(qkv|proj)\.'),
-     lambda m: f'stages.{int(m[1]) - 1}.blocks.{m[2]}.attn.{m[3]}.'),
-    (re.compile(r'^stage([1-4])\.(\d+)\.'), lambda m: f'stages.{int(m[1]) - 1}.blocks.{m[2]}.'),
-    (re.compile(r'^merge([1-3])\.conv\.'), lambda m: f'stages.{int(m[1]) - 1}.downsample.proj.'),
-    (re.compile(r'^merge([1-3])\.norm\.'), lambda m: f'stages.{int(m[1]) - 1}.downsample.norm.'),
-    (re.compile(r'^norm([1-4])\.'), lambda m: f'stages.{int(m[1]) - 1}.out_norm.'),
-)
-
-
 def convert_cswin_checkpoint(state_dict: StateDict) -> StateDict:
-    """Official CSWin weights (classification or dense) to this module's keys.
-
-    ``stage1_conv_embed.{0,2}`` → ``patch_embed.{proj,norm}``; ``stage{s}.{j}.`` →
-    ``stages.{s-1}.blocks.{j}.`` (with ``qkv``/``proj`` under ``attn.`` and ``attns.{b}.get_v`` as
-    ``attn.lepe.{b}``); ``merge{m}.{conv,norm}`` → ``stages.{m-1}.downsample.{proj,norm}``; the dense
-    output norms ``norm{k}`` → ``stages.{k-1}.out_norm``. The classifier's ``norm``/``head`` and our
-    own keys pass through unchanged.
-    """
-    return rename_keys(state_dict, _KEY_MAP)
+    """Official CSWin weights (classification or dense) to this module's keys
+    (:data:`~.conversion.CSWIN`); the classifier's ``norm``/``head`` and our own keys pass
+    through unchanged."""
+    return CSWIN(state_dict)

@@ -12,18 +12,18 @@ matrix (``attn_impl='explicit'`` writes the product out, as the official code).
 The official model has three stages (strides 4, 8, 16). The fourth level (stride 32) is ours: see
 :class:`CvT`. Module names are the official keys, so the released flat state dicts load as they are.
 """
-import re
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
 
-from ...checkpoint import StateDict, rename_keys
+from ...checkpoint import StateDict
 from ..attention import attention, check_attn_impl
-from ..layers import (ConvPatchEmbed, DropPath, Mlp, QuickGELU, merge_heads, nchw_to_tokens,
-                      split_heads, tokens_to_nchw)
+from ..layers import (ConvPatchEmbed, DropPath, Mlp, QuickGELU, drop_path_schedule, merge_heads,
+                      nchw_to_tokens, split_heads, tokens_to_nchw)
 from .base import NUM_LEVELS, PyramidBackbone
+from .conversion import CVT, cvt_checkpoint_layout
 
 #: What ``attn_impl='auto'`` runs off CUDA. Measured on CPU (tools/benchmark.py, CvT-13 at
 #: 512×512, 2 threads, fp32, 3 interleaved rounds): ``'explicit'`` takes 1.55× SDPA's time forward
@@ -251,21 +251,18 @@ class CvT(PyramidBackbone):
         self.embed_dims = embed_dims
         self.num_features = list(embed_dims)
 
+        # the official per-stage ramps for the native stages; every block of our stage3 takes rates[3]
+        drop_paths = drop_path_schedule(depths[:3], rates[:3]) + [[rates[3]] * depths[3]]
         channels = in_channels
         for i in range(NUM_LEVELS):
-            if i < 3:
-                drop_paths = torch.linspace(0, rates[i], depths[i], device='cpu').tolist()
-            else:
-                drop_paths = [rates[i]] * depths[i]
             stage = CvTStage(channels, embed_dims[i], depths[i], num_heads[i], EMBED_CONVS[i],
                              stride_kv=2 if i < 3 else 1, cls_token=i == 2, mlp_ratio=mlp_ratio,
                              qkv_bias=qkv_bias, drop_rate=drop_rate,
-                             attn_drop_rate=attn_drop_rate, drop_paths=drop_paths,
+                             attn_drop_rate=attn_drop_rate, drop_paths=drop_paths[i],
                              attn_impl=attn_impl)
             self.add_module(f'stage{i}', stage)
             channels = embed_dims[i]
         self.apply(self.init_module_weights)
-        self.with_cp = with_cp  # again, now that the MLPs exist (with_cp='act' reaches them)
 
     @staticmethod
     def _stage_rates(rate: Union[None, float, Sequence[float]],
@@ -321,51 +318,6 @@ class CvT(PyramidBackbone):
         return cvt_checkpoint_layout(state_dict)
 
 
-# Names of the key layouts :func:`cvt_checkpoint_layout` tells apart.
-OFFICIAL = 'official CvT or mmvit_plugin'
-HF_MODEL = 'Hugging Face CvtModel'
-HF_CLASSIFIER = 'Hugging Face CvtForImageClassification'
-UNKNOWN = 'unknown'
-
-
-def cvt_checkpoint_layout(state_dict: StateDict) -> str:
-    """Which key layout a CvT state dict has: the official one (``stage{i}.patch_embed``,
-    ``stage{i}.blocks``, ours too) or Hugging Face's (``[cvt.]encoder.stages.{i}``)."""
-    keys = list(state_dict)
-    if any(k.startswith('cvt.encoder.stages.') for k in keys):
-        return HF_CLASSIFIER
-    if any(k.startswith('encoder.stages.') for k in keys):
-        return HF_MODEL
-    if any(re.match(r'stage\d\.(patch_embed|blocks)\.', k) for k in keys):
-        return OFFICIAL
-    return UNKNOWN
-
-
-_HF_LAYER = r'^encoder\.stages\.(\d)\.layers\.(\d+)\.'
-_HF_ATTN = _HF_LAYER + r'attention\.attention\.'
-_QKV = {'query': 'q', 'key': 'k', 'value': 'v'}
-_HF_RULES = [(re.compile(p), r) for p, r in (
-    (r'^encoder\.stages\.(\d)\.cls_token$', r'stage\1.cls_token'),
-    (r'^encoder\.stages\.(\d)\.embedding\.convolution_embeddings\.projection\.',
-     r'stage\1.patch_embed.proj.'),
-    (r'^encoder\.stages\.(\d)\.embedding\.convolution_embeddings\.normalization\.',
-     r'stage\1.patch_embed.norm.'),
-    (_HF_ATTN + r'convolution_projection_(query|key|value)\.convolution_projection\.convolution\.',
-     lambda m: f'stage{m[1]}.blocks.{m[2]}.attn.conv_proj_{_QKV[m[3]]}.conv.'),
-    (_HF_ATTN + r'convolution_projection_(query|key|value)\.convolution_projection\.normalization\.',
-     lambda m: f'stage{m[1]}.blocks.{m[2]}.attn.conv_proj_{_QKV[m[3]]}.bn.'),
-    (_HF_ATTN + r'projection_(query|key|value)\.',
-     lambda m: f'stage{m[1]}.blocks.{m[2]}.attn.proj_{_QKV[m[3]]}.'),
-    (_HF_LAYER + r'attention\.output\.dense\.', r'stage\1.blocks.\2.attn.proj.'),
-    (_HF_LAYER + r'intermediate\.dense\.', r'stage\1.blocks.\2.mlp.fc1.'),
-    (_HF_LAYER + r'output\.dense\.', r'stage\1.blocks.\2.mlp.fc2.'),
-    (_HF_LAYER + r'layernorm_before\.', r'stage\1.blocks.\2.norm1.'),
-    (_HF_LAYER + r'layernorm_after\.', r'stage\1.blocks.\2.norm2.'),
-    (r'^layernorm\.', 'norm.'),
-    (r'^classifier\.', 'head.'),
-)]
-
-
 def convert_cvt_checkpoint(state_dict: StateDict) -> StateDict:
     """CvT weights, official or Hugging Face, to this module's keys.
 
@@ -374,10 +326,6 @@ def convert_cvt_checkpoint(state_dict: StateDict) -> StateDict:
     ``…mlp.fc1/fc2``, ``…norm1/2``), so official files pass through; Hugging Face's
     (``[cvt.]encoder.stages.{i}.layers.{j}.…``, the ``microsoft/cvt-*`` hub files) are renamed.
     The classifier's ``norm.*`` / ``head.*`` stay (unexpected keys) and our ``stage3`` is absent
-    (missing keys). Idempotent.
+    (missing keys). Idempotent. The rules: :data:`~.conversion.CVT`.
     """
-    if cvt_checkpoint_layout(state_dict) in (HF_MODEL, HF_CLASSIFIER):
-        state_dict = {k[len('cvt.'):] if k.startswith('cvt.') else k: v
-                      for k, v in state_dict.items()}
-        return rename_keys(state_dict, _HF_RULES)
-    return dict(state_dict)
+    return CVT(state_dict)

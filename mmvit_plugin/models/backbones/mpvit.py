@@ -17,8 +17,7 @@ views rather than copies. Module names follow the official keys, except that the
 encodings are stored once per encoder (the official files repeat them under every layer; see
 :func:`convert_mpvit_checkpoint`).
 """
-import re
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -26,9 +25,10 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.registry import MODELS
 
-from ...checkpoint import CheckpointError, StateDict
-from ..layers import DropPath, Mlp, nchw_to_tokens, tokens_to_nchw
+from ...checkpoint import StateDict
+from ..layers import DropPath, Mlp, drop_path_schedule, nchw_to_tokens, tokens_to_nchw
 from .base import PyramidBackbone
+from .conversion import MPVIT, mpvit_checkpoint_layout
 
 #: Convolutional relative position encoding: (depthwise kernel, number of heads) groups.
 CRPE_WINDOWS = ((3, 2), (5, 3), (7, 3))
@@ -335,20 +335,17 @@ class MPViT(PyramidBackbone):
         self.stem = nn.Sequential(
             ConvBN(in_channels, embed_dims[0] // 2, 3, 2, norm_cfg),
             ConvBN(embed_dims[0] // 2, embed_dims[0], 3, 2, norm_cfg))
-        rates = torch.linspace(0, drop_path_rate, sum(num_layers)).tolist()
+        rates = drop_path_schedule(num_layers, drop_path_rate)
         self.patch_embed_stages = nn.ModuleList()
         self.mhca_stages = nn.ModuleList()
         for i in range(4):
-            start = sum(num_layers[:i])
             self.patch_embed_stages.append(
                 MultiPathPatchEmbed(embed_dims[i], num_paths[i], i > 0, norm_cfg))
             self.mhca_stages.append(
                 MHCAStage(embed_dims[i], self.num_features[i], num_layers[i], num_heads[i],
-                          mlp_ratios[i], num_paths[i], rates[start:start + num_layers[i]],
-                          crpe_windows, norm_cfg))
+                          mlp_ratios[i], num_paths[i], rates[i], crpe_windows, norm_cfg))
         self.apply(self.init_module_weights)
         self.apply(self._init_conv_bn)
-        self.with_cp = with_cp  # again, now that the MLPs exist (with_cp='act' reaches them)
 
     @staticmethod
     def _init_conv_bn(m: nn.Module) -> None:
@@ -398,25 +395,6 @@ class MPViT(PyramidBackbone):
         return mpvit_checkpoint_layout(state_dict)
 
 
-def mpvit_checkpoint_layout(state_dict: StateDict) -> str:
-    """Which key layout an MPViT state dict has: official (the shared position encodings repeated
-    under every layer; classification files add ``cls_head``) or ours (each stored once)."""
-    keys = list(state_dict)
-    if any(_SHARED_KEY.match(k) for k in keys):
-        classification = any(k.startswith('cls_head.') for k in keys)
-        return f"official MPViT ({'classification' if classification else 'dense'})"
-    if any(k.startswith('mhca_stages.') for k in keys):
-        return 'mmvit_plugin MPViT'
-    return 'unknown'
-
-
-#: Official keys of the shared position encodings repeated under each layer:
-#: ``...mhca_blks.{p}.MHCA_layers.{l}.[factoratt_crpe.]{cpe,crpe}.*``
-#: → ``...mhca_blks.{p}.{cpe,crpe}.*``.
-_SHARED_KEY = re.compile(
-    r'^(.*mhca_blks\.\d+\.)MHCA_layers\.\d+\.(?:factoratt_crpe\.)?((?:cpe|crpe)\..*)$')
-
-
 def convert_mpvit_checkpoint(state_dict: StateDict) -> StateDict:
     """Official MPViT weights (classification or dense) to :class:`MPViT`'s keys.
 
@@ -428,21 +406,4 @@ def convert_mpvit_checkpoint(state_dict: StateDict) -> StateDict:
     Raises:
         CheckpointError: when copies of a shared tensor disagree (naming the keys).
     """
-    out: Dict[str, torch.Tensor] = {}
-    sources: Dict[str, str] = {}
-    for key, value in state_dict.items():
-        if key.startswith('cls_head.'):
-            continue
-        match = _SHARED_KEY.match(key)
-        target = match.group(1) + match.group(2) if match else key
-        if target in out:
-            first = out[target]
-            if first.shape != value.shape or not torch.equal(first, value):
-                raise CheckpointError(
-                    f'MPViT checkpoint: {key!r} and {sources[target]!r} are copies of one shared '
-                    f'position-encoding tensor ({target!r}) but hold different values; the file '
-                    'is inconsistent (edited or trained with unshared encodings)')
-            continue
-        out[target] = value
-        sources[target] = key
-    return out
+    return MPVIT(state_dict)

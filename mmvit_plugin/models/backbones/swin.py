@@ -18,18 +18,22 @@ from aranges and comparisons (padded sizes written as multiples of the window, s
 breaks and exports to ONNX with dynamic sizes. Nothing is cached per input size (building the
 tables costs 0.1 % of a training step), so multi-scale training rebuilds nothing.
 """
-import re
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
-from ...checkpoint import CheckpointError, StateDict, rename_keys
+from ...checkpoint import StateDict
 from ..attention import check_attn_impl, uses_sdpa
-from ..layers import ConvPatchEmbed, DropPath, Mlp, nhwc_to_nchw, pad_to_multiple
+from ..layers import (ConvPatchEmbed, DropPath, Mlp, drop_path_schedule, nhwc_to_nchw,
+                      pad_to_multiple)
 from .base import PyramidBackbone
+from .conversion import SWIN, SWIN_OFFICIAL_DENSE, map_values, swin_checkpoint_layout
+
+#: The layout name an earlier release exported from here (tests/test_engine import it).
+OFFICIAL_DENSE = SWIN_OFFICIAL_DENSE
 
 #: Value the official code puts between tokens of different regions in shifted windows.
 SHIFT_MASK_VALUE = -100.0
@@ -346,19 +350,16 @@ class Swin(PyramidBackbone):
         self.patch_embed = ConvPatchEmbed(in_channels, embed_dims, patch_size, patch_size,
                                           pad_to_stride=True)
         self.pos_drop = nn.Dropout(drop_rate)
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = drop_path_schedule(depths, drop_path_rate)
         self.layers = nn.ModuleList()
         for i, (dims, depth, heads) in enumerate(zip(self.num_features, depths, num_heads)):
-            start = sum(depths[:i])
             self.layers.append(
                 SwinStage(dims, depth, heads, window_size, mlp_ratio=mlp_ratio,
                           qkv_bias=qkv_bias, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
-                          drop_paths=rates[start:start + depth], downsample=i < 3,
-                          attn_impl=attn_impl))
+                          drop_paths=rates[i], downsample=i < 3, attn_impl=attn_impl))
         for i in self.out_indices:
             self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
         self.apply(self.init_module_weights)
-        self.with_cp = with_cp  # again, now that the MLPs exist
 
     def stage_modules(self, stage: int) -> List[nn.Module]:
         if stage < 0:
@@ -389,149 +390,25 @@ class Swin(PyramidBackbone):
         return swin_checkpoint_layout(state_dict)
 
 
-# Names of the key layouts :func:`swin_checkpoint_layout` tells apart.
-OFFICIAL_CLS = 'official Swin (classification)'
-OFFICIAL_DENSE = 'official Swin (dense: mmseg 0.x / mmdet 2.x) or mmvit_plugin'
-OPENMMLAB = 'mmseg 1.x / mmdet 3.x / mmpretrain Swin'
-TIMM = 'timm Swin'
-HF_MODEL = 'Hugging Face SwinModel'
-HF_BACKBONE = 'Hugging Face SwinBackbone'
-HF_CLASSIFIER = 'Hugging Face SwinForImageClassification'
-UNKNOWN = 'unknown'
-
-#: Buffers that the modules rebuild themselves; some libraries save them.
-_DERIVED_BUFFERS = ('relative_position_index', 'attn_mask', 'relative_coords_table')
-_OUTPUT_NORM = re.compile(r'^norm\d\.')
-
-
-def swin_checkpoint_layout(state_dict: StateDict) -> str:
-    """Which library's key layout a Swin state dict (``backbone.``/``module.`` already stripped) has.
-
-    Hugging Face: ``[swin.]embeddings.patch_embeddings.*`` / ``encoder.layers.*`` (a SwinBackbone
-    adds ``hidden_states_norms.*``); OpenMMLab 2.x: ``stages.*`` with ``attn.w_msa`` / ``ffn.layers``
-    / ``patch_embed.projection``; timm ≥ 0.9: ``layers.*`` with the first merge under
-    ``layers.1.downsample`` (none under ``layers.0``) or a ``head.fc``; official: ``layers.*`` with
-    ``layers.0.downsample``, dense files adding the output norms ``norm0..3``.
-    """
-    keys = list(state_dict)
-
-    def has(*prefixes: str) -> bool:
-        return any(k.startswith(prefixes) for k in keys)
-
-    if has('embeddings.patch_embeddings.', 'encoder.layers.', 'swin.embeddings.', 'swin.encoder.'):
-        if has('hidden_states_norms.'):
-            return HF_BACKBONE
-        return HF_CLASSIFIER if has('swin.') else HF_MODEL
-    if has('patch_embed.projection.') or any('.attn.w_msa.' in k or '.ffn.layers.' in k
-                                             for k in keys if k.startswith('stages.')):
-        return OPENMMLAB
-    if not has('layers.', 'patch_embed.proj.'):
-        return UNKNOWN
-    if not has('layers.0.downsample.') and (
-            'head.fc.weight' in state_dict or any(re.match(r'layers\.\d+\.downsample\.', k) for k in keys)):
-        return TIMM
-    return OFFICIAL_DENSE if any(_OUTPUT_NORM.match(k) for k in keys) else OFFICIAL_CLS
-
-
 def convert_swin_checkpoint(state_dict: StateDict, window_size: Optional[int] = None) -> StateDict:
-    """Swin weights in any layout of :func:`swin_checkpoint_layout` to this module's keys.
+    """Swin weights in any layout of :func:`~.conversion.swin_checkpoint_layout` to our keys.
 
     Our keys are the official dense ones. The other layouts are renamed (and, where a library
-    stores them differently, re-laid out): OpenMMLab's merges (``nn.Unfold`` channel order) are put
-    back in the official concatenation order, timm's merges move back to the end of the previous
-    stage, Hugging Face's separate query/key/value are fused into ``qkv``. Derived buffers
-    (``relative_position_index``, ``attn_mask``) are dropped and, when ``window_size`` is given,
-    each ``relative_position_bias_table`` is resized to it (bicubic, as the official fine-tuning
-    code does). Classifier weights (``norm``, ``head``) keep official names and stay unexpected
-    keys. Idempotent: our own files pass through unchanged.
+    stores them differently, re-laid out; :data:`~.conversion.SWIN`): OpenMMLab's merges
+    (``nn.Unfold`` channel order) are put back in the official concatenation order, timm's merges
+    move back to the end of the previous stage, Hugging Face's separate query/key/value are fused
+    into ``qkv``. Derived buffers (``relative_position_index``, ``attn_mask``) are dropped and, when
+    ``window_size`` is given, each ``relative_position_bias_table`` is resized to it (bicubic, as
+    the official fine-tuning code does). Classifier weights (``norm``, ``head``) keep official
+    names and stay unexpected keys. Idempotent: our own files pass through unchanged.
 
     Raises:
         CheckpointError: a Hugging Face block with some of query/key/value missing.
     """
-    layout = swin_checkpoint_layout(state_dict)
-    if layout == OPENMMLAB:
-        state_dict = _from_openmmlab(state_dict)
-    elif layout == TIMM:
-        state_dict = rename_keys(state_dict, _TIMM_RULES)
-    elif layout in (HF_MODEL, HF_BACKBONE, HF_CLASSIFIER):
-        state_dict = _from_hugging_face(state_dict)
-    out: Dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        if key.endswith(_DERIVED_BUFFERS):
-            continue
-        if key.endswith('relative_position_bias_table') and window_size is not None:
-            value = resize_relative_position_bias_table(value, window_size)
-        out[key] = value
-    return out
-
-
-_OPENMMLAB_RULES = [(re.compile(p), r) for p, r in (
-    (r'^patch_embed\.projection\.', 'patch_embed.proj.'),
-    (r'^stages\.(\d+)\.blocks\.(\d+)\.attn\.w_msa\.', r'layers.\1.blocks.\2.attn.'),
-    (r'^stages\.(\d+)\.blocks\.(\d+)\.ffn\.layers\.0\.0\.', r'layers.\1.blocks.\2.mlp.fc1.'),
-    (r'^stages\.(\d+)\.blocks\.(\d+)\.ffn\.layers\.1\.', r'layers.\1.blocks.\2.mlp.fc2.'),
-    (r'^stages\.(\d+)\.', r'layers.\1.'),
-)]
-_MERGE_TENSOR = re.compile(r'^layers\.\d+\.downsample\.(reduction\.weight|norm\.weight|norm\.bias)$')
-
-
-def _from_openmmlab(state_dict: StateDict) -> StateDict:
-    out = rename_keys(state_dict, _OPENMMLAB_RULES)
-    return {k: unfold_to_concat_order(v) if _MERGE_TENSOR.match(k) else v for k, v in out.items()}
-
-
-def unfold_to_concat_order(x: torch.Tensor) -> torch.Tensor:
-    """Patch-merging channels (last dim, ``4C``) from ``nn.Unfold``'s order to the official one.
-
-    OpenMMLab merges 2×2 neighbourhoods with ``nn.Unfold``: channel ``c * 4 + kh * 2 + kw``. The
-    official code concatenates ``x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2]``:
-    channel ``(kw * 2 + kh) * C + c``. (mmseg's converter does the inverse with ``[0, 2, 1, 3]``.)
-    """
-    c = x.shape[-1] // 4
-    return x.unflatten(-1, (c, 2, 2)).movedim(-3, -1).transpose(-3, -2).flatten(-3)
-
-
-_TIMM_RULES = [
-    # timm merges at the start of stage i + 1 what the official code merges at the end of stage i
-    (re.compile(r'^layers\.(\d+)\.downsample\.'), lambda m: f'layers.{int(m[1]) - 1}.downsample.'),
-    (re.compile(r'^head\.fc\.'), 'head.'),
-]
-_HF_BLOCK = r'^encoder\.layers\.(\d+)\.blocks\.(\d+)\.'
-_HF_RULES = [(re.compile(p), r) for p, r in (
-    (r'^embeddings\.patch_embeddings\.projection\.', 'patch_embed.proj.'),
-    (r'^embeddings\.norm\.', 'patch_embed.norm.'),
-    (_HF_BLOCK + r'layernorm_before\.', r'layers.\1.blocks.\2.norm1.'),
-    (_HF_BLOCK + r'layernorm_after\.', r'layers.\1.blocks.\2.norm2.'),
-    (_HF_BLOCK + r'attention\.self\.', r'layers.\1.blocks.\2.attn.'),
-    (_HF_BLOCK + r'attention\.output\.dense\.', r'layers.\1.blocks.\2.attn.proj.'),
-    (_HF_BLOCK + r'intermediate\.dense\.', r'layers.\1.blocks.\2.mlp.fc1.'),
-    (_HF_BLOCK + r'output\.dense\.', r'layers.\1.blocks.\2.mlp.fc2.'),
-    (r'^encoder\.layers\.(\d+)\.downsample\.', r'layers.\1.downsample.'),
-    (r'^hidden_states_norms\.stage(\d)\.', lambda m: f'norm{int(m[1]) - 1}.'),
-    (r'^layernorm\.', 'norm.'),
-    (r'^classifier\.', 'head.'),
-)]
-_HF_QKV = re.compile(r'^(layers\.\d+\.blocks\.\d+\.attn\.)(query|key|value)\.(weight|bias)$')
-
-
-def _from_hugging_face(state_dict: StateDict) -> StateDict:
-    """Rename, then fuse each block's ``query``, ``key``, ``value`` into ``qkv`` (rows q, k, v)."""
-    state_dict = {k[len('swin.'):] if k.startswith('swin.') else k: v for k, v in state_dict.items()}
-    out: Dict[str, torch.Tensor] = {}
-    parts: Dict[Tuple[str, str], Dict[str, torch.Tensor]] = {}
-    for key, value in rename_keys(state_dict, _HF_RULES).items():
-        m = _HF_QKV.match(key)
-        if m:
-            parts.setdefault((m[1], m[3]), {})[m[2]] = value
-        else:
-            out[key] = value
-    for (block, kind), qkv in parts.items():
-        if len(qkv) != 3:
-            raise CheckpointError(
-                f'Hugging Face Swin checkpoint: {block}{kind} has {sorted(qkv)} but not all of '
-                'query, key and value; the file is incomplete')
-        out[f'{block}qkv.{kind}'] = torch.cat([qkv['query'], qkv['key'], qkv['value']])
-    return out
+    if window_size is None:
+        return SWIN(state_dict)
+    return SWIN(state_dict, map_values(r'relative_position_bias_table$', lambda table:
+                                       resize_relative_position_bias_table(table, window_size)))
 
 
 def resize_relative_position_bias_table(table: torch.Tensor, window_size: int) -> torch.Tensor:

@@ -69,3 +69,22 @@ def test_channels_that_do_not_split_into_heads(name):
     arch, channels, heads = UNEVEN_HEADS[name]
     with pytest.raises(ValueError, match=f'{name}: {channels} do not split into {heads}'):
         MODELS.build(dict(type=name, arch=arch))
+
+
+@pytest.mark.parametrize('name', sorted(SMALL))
+@pytest.mark.parametrize('with_cp', [False, 'act', True])
+def test_with_cp_reaches_every_mlp_once_built(name, with_cp):
+    """The base applies ``with_cp`` after the subclass has built its layers (no backbone sets it
+    a second time itself)."""
+    from mmvit_plugin.models.layers import Mlp
+    model = build(name, with_cp=with_cp)
+    mlps = [m for m in model.modules() if isinstance(m, Mlp)]
+    assert model.with_cp == with_cp
+    assert mlps and all(mlp.recompute_act == (with_cp == 'act') for mlp in mlps)
+
+
+@pytest.mark.parametrize('name', sorted(SMALL))
+def test_builds_on_the_meta_device(name):
+    with torch.device('meta'):
+        model = build(name, drop_path_rate=0.2)
+    assert all(p.is_meta for p in model.parameters())

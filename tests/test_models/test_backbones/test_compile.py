@@ -20,6 +20,7 @@ import torch._dynamo
 from mmengine.registry import MODELS
 
 import mmvit_plugin  # noqa: F401
+from backbone_checks import assert_rel_close
 
 REPO = Path(__file__).resolve().parents[3]
 TOY_SEG_CFG = REPO / 'configs' / 'toy' / 'upernet_cswin_toy.py'
@@ -75,7 +76,7 @@ def test_one_graph_without_breaks(name, mode):
 
 def compile_at_sizes(name: str, sizes: List[Tuple[int, int]]) -> List[int]:
     """Graphs compiled so far after each size (dynamic=True, fullgraph), and outputs checked
-    against the eager model."""
+    against the eager model: identical, the counting backend runs the same ops eagerly."""
     model = build(name).eval()
     backend = CountingBackend()
     compiled = torch.compile(model, backend=backend, dynamic=True, fullgraph=True)
@@ -83,8 +84,8 @@ def compile_at_sizes(name: str, sizes: List[Tuple[int, int]]) -> List[int]:
     for size in sizes:
         x = torch.randn(2, 3, *size)
         with torch.no_grad():
-            for got, expected in zip(compiled(x), model(x)):
-                torch.testing.assert_close(got, expected)
+            for i, (got, expected) in enumerate(zip(compiled(x), model(x))):
+                assert_rel_close(got, expected, 0, f'{size} level {i}')
         counts.append(len(backend.graphs))
     return counts
 

@@ -10,9 +10,12 @@ import warnings
 import pytest
 import torch
 
-from checkpoint_layouts import assert_same_features, features, load_three_ways, randomize, rel_err
-from mmvit_plugin.models.backbones.cvt import (HF_CLASSIFIER, HF_MODEL, OFFICIAL, CvT,
-                                               convert_cvt_checkpoint, cvt_checkpoint_layout)
+from backbone_checks import rel_err
+from checkpoint_layouts import assert_same_features, features, load_three_ways, randomize
+from mmvit_plugin.models.backbones.conversion import (CVT_HF_CLASSIFIER as HF_CLASSIFIER,
+                                                     CVT_HF_MODEL as HF_MODEL,
+                                                     CVT_OFFICIAL as OFFICIAL)
+from mmvit_plugin.models.backbones.cvt import CvT, convert_cvt_checkpoint, cvt_checkpoint_layout
 from mmvit_plugin.models.layers import QuickGELU
 
 ARCH = dict(embed_dims=(16, 32, 48, 48), num_heads=(1, 2, 3, 3), depths=(1, 2, 3, 1))

@@ -13,9 +13,13 @@ import torch.nn.functional as F
 from checkpoint_layouts import (assert_same_features, features, load_three_ways, randomize,
                                 save_safetensors)
 from mmvit_plugin.checkpoint import CheckpointError
-from mmvit_plugin.models.backbones.swin import (HF_BACKBONE, HF_CLASSIFIER, HF_MODEL, OFFICIAL_CLS,
-                                                OPENMMLAB, TIMM, Swin, convert_swin_checkpoint,
-                                                swin_checkpoint_layout, unfold_to_concat_order)
+from mmvit_plugin.models.backbones.conversion import (SWIN_HF_BACKBONE as HF_BACKBONE,
+                                                     SWIN_HF_CLASSIFIER as HF_CLASSIFIER,
+                                                     SWIN_HF_MODEL as HF_MODEL,
+                                                     SWIN_OFFICIAL_CLS as OFFICIAL_CLS,
+                                                     SWIN_OPENMMLAB as OPENMMLAB, SWIN_TIMM as TIMM,
+                                                     unfold_to_concat_order)
+from mmvit_plugin.models.backbones.swin import Swin, convert_swin_checkpoint, swin_checkpoint_layout
 
 ARCH = dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4))
 ODD_SIZES = [(97, 131), (333, 517)]

@@ -45,7 +45,7 @@ def baddbmm_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
 def structural_zero_macs(module: nn.Module, args: Tuple[Any, ...]) -> Dict[str, int]:
     """Multiply-accumulates by operator that one call of ``module`` spends on structural zeros of
     its fused kernels (see the module docstring); empty for modules without such kernels."""
-    from .models.backbones.mpvit import ConvRelPosEnc, FactorizedAttention
+    from ..models.backbones.mpvit import ConvRelPosEnc, FactorizedAttention
     if isinstance(module, FactorizedAttention) and hasattr(module, 'head_mask'):
         batch, tokens, channels = (int(d) for d in args[0].shape)  # ints also while tracing
         off_diagonal = channels - channels // module.num_heads  # per row of the C x C product

@@ -1,8 +1,9 @@
+"""mmvit_plugin.benchmark.flops: attention and baddbmm counted, structural zeros left out."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmvit_plugin.analysis import analyze_flops, count_flops
+from mmvit_plugin.benchmark.flops import analyze_flops, count_flops
 from mmvit_plugin.models.backbones.cswin import CSWin
 from mmvit_plugin.models.backbones.mpvit import (CRPE_WINDOWS, ConvRelPosEnc, FactorizedAttention,
                                                   MPViT)
