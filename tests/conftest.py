@@ -100,3 +100,23 @@ def toy_data(tmp_path_factory):
         return made[key]
 
     return make
+
+
+@pytest.fixture
+def log_records(request):
+    """Records of a fresh MMLogger, which becomes the current one the package logs to."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_instance(f'test_{request.node.name}')
+    records = []
+
+    class Keep(logging.Handler):
+
+        def emit(self, record):
+            records.append(record)
+
+    handler = Keep()
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)

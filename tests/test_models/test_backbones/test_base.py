@@ -4,30 +4,12 @@ import re
 
 import pytest
 import torch
-from mmengine.logging import MMLogger
 
 from mmvit_plugin.checkpoint import CheckpointError
 from mmvit_plugin.models import CSWin, Swin
 
 TINY_SWIN = dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4))
 TINY_CSWIN = dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(2, 2, 4, 4))
-
-
-@pytest.fixture
-def log_records(request):
-    """Records of a fresh MMLogger, which becomes the current one the backbones log to."""
-    logger = MMLogger.get_instance(f'test_base_{request.node.name}')
-    records = []
-
-    class Keep(logging.Handler):
-
-        def emit(self, record):
-            records.append(record)
-
-    handler = Keep()
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 def classification_release(model):
