@@ -1,6 +1,6 @@
 """What every pyramid backbone here shares: arch lookup, input checks, out_indices, frozen stages,
 norm_eval, gradient checkpointing, and loading official checkpoints in any of their layouts."""
-from abc import ABCMeta
+import functools
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -17,17 +17,7 @@ from ..layers import Mlp
 NUM_LEVELS = 4
 
 
-class _BuiltBackbone(ABCMeta):
-    """Metaclass of :class:`PyramidBackbone`: once the whole ``__init__`` chain has built the
-    layers, applies the settings that reach into them (``with_cp='act'`` into every MLP)."""
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        backbone = super().__call__(*args, **kwargs)
-        backbone.with_cp = backbone.with_cp
-        return backbone
-
-
-class PyramidBackbone(BaseModule, metaclass=_BuiltBackbone):
+class PyramidBackbone(BaseModule):
     """Base class of the four-level backbones (strides 4, 8, 16, 32).
 
     Subclasses set :attr:`arch_zoo` and :attr:`arch_keys` and, when built, :attr:`num_features`
@@ -56,6 +46,22 @@ class PyramidBackbone(BaseModule, metaclass=_BuiltBackbone):
     num_features: List[int]
     #: Smallest input side the stem accepts.
     min_input_size: int = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's ``__init__`` ends by applying ``with_cp`` to the layers it has built
+        (``'act'`` reaches every MLP). ``functools.wraps`` keeps its signature for
+        ``inspect.signature`` (docs, the configs' tests)."""
+        super().__init_subclass__(**kwargs)
+        if '__init__' not in cls.__dict__:
+            return
+        build = cls.__init__
+
+        @functools.wraps(build)
+        def __init__(self: 'PyramidBackbone', *args: Any, **kwargs: Any) -> None:
+            build(self, *args, **kwargs)
+            self.with_cp = self.with_cp
+
+        cls.__init__ = __init__
 
     def __init__(self,
                  in_channels: int = 3,
@@ -219,7 +225,7 @@ class PyramidBackbone(BaseModule, metaclass=_BuiltBackbone):
         """What the backward pass recomputes: ``False``, ``'act'`` (the activations of every
         :class:`~mmvit_plugin.models.layers.Mlp`) or ``True`` (every block, see :meth:`run_block`).
         Settable after building; set again once the subclass has built its layers (see
-        :class:`_BuiltBackbone`), so ``'act'`` reaches every MLP."""
+        ``__init_subclass__``), so ``'act'`` reaches every MLP."""
         return self._with_cp
 
     @with_cp.setter
