@@ -73,6 +73,7 @@ def check_backbone_export(name: str, tmp_path: Path) -> None:
     assert height[0] <= 97 and width[0] <= 97
 
 
+@pytest.mark.slow  # end to end: make test-all / CI run it
 @pytest.mark.parametrize('name', ['CvT', 'MPViT'])
 def test_backbone_agrees_at_untraced_sizes(name, tmp_path):
     check_backbone_export(name, tmp_path)

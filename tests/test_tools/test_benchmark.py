@@ -8,6 +8,7 @@ import pytest
 from tool_cli import run_tool
 
 
+@pytest.mark.slow  # end to end: make test-all / CI run it
 def test_benchmark_reports_every_case(tmp_path):
     out = tmp_path / 'bench.json'
     proc = run_tool('benchmark', '--models', 'swin:tiny', 'cvt:13', '--sizes', '64x96',
@@ -33,6 +34,7 @@ def test_unknown_model_is_an_error():
     assert proc.returncode != 0 and 'unknown model family' in proc.stderr
 
 
+@pytest.mark.slow  # end to end: make test-all / CI run it
 def test_rounds_interleave_and_report_medians_and_ratios(tmp_path):
     out = tmp_path / 'bench.json'
     proc = run_tool('benchmark', '--models', 'swin:tiny', 'cvt:13', '--sizes', '64x64',
@@ -66,6 +68,7 @@ def test_with_cp_settings_including_act(tmp_path):
     assert 'cvt:13 +cp=act' in proc.stdout
 
 
+@pytest.mark.slow  # end to end: make test-all / CI run it
 def test_compile_reports_eager_and_compiled_side_by_side(tmp_path):
     out = tmp_path / 'bench.json'
     proc = run_tool('benchmark', '--models', 'swin:tiny', '--sizes', '64x96', '--modes',

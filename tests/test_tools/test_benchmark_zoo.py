@@ -80,6 +80,7 @@ def bench(tmp_path_factory, toy_data):
                            code_ran=(root / 'code_ran').exists())
 
 
+@pytest.mark.slow  # end to end: make test-all / CI run it
 def test_rows_skips_and_exit_status(bench):
     rows = bench.report['rows']
     assert [(r['config'], r['status']) for r in rows] == [
@@ -101,22 +102,26 @@ def test_rows_skips_and_exit_status(bench):
     assert '[2/3] broken_toy' in bench.res.stdout
 
 
+@pytest.mark.slow  # end to end: make test-all / CI run it
 def test_measured_equals_test_py(bench):
     assert bench.report['rows'][0]['measured'] == round(bench.test_py['mIoU'], 2)
 
 
+@pytest.mark.slow  # end to end: make test-all / CI run it
 def test_delta_against_the_published_value(bench):
     ok = bench.report['rows'][0]
     assert ok['published'] == PUBLISHED_MIOU and ok['source'] == 'made-up'
     assert ok['delta'] == round(ok['measured'] - PUBLISHED_MIOU, 2)
 
 
+@pytest.mark.slow  # end to end: make test-all / CI run it
 def test_broken_config_is_an_error_row(bench):
     error = bench.report['rows'][1]
     assert 'config mismatch' in error['error'] and 'in_channels' in error['error']
     assert 'config mismatch' in Path(error['log']).read_text()
 
 
+@pytest.mark.slow  # end to end: make test-all / CI run it
 def test_weights_that_do_not_load_are_an_error_row_without_figures(bench):
     """The code-running pickle is refused by tools/test.py: the row names that cause, carries no
     measured figure (in the JSON, the Markdown or the progress), and the code never ran."""
@@ -158,6 +163,7 @@ def test_a_failed_evaluation_never_shows_its_metrics(tmp_path, monkeypatch, toy_
         in (out / 'results.md').read_text()
 
 
+@pytest.mark.slow  # end to end: make test-all / CI run it
 def test_markdown_table(bench):
     md = bench.markdown
     ok = bench.report['rows'][0]

@@ -49,6 +49,7 @@ def det_options(data, epochs=1):
             'default_hooks.logger.interval=1']
 
 
+@pytest.mark.slow  # end to end: make test-all / CI run it
 def test_segmentation_train_resume_test_infer(data, tmp_path, loopback_server, hub_dir):
     work = tmp_path / 'seg'
     res = run_tool('train', SEG_CFG, '--work-dir', work, *seg_options(data, 4))
@@ -100,6 +101,7 @@ def final_weights(path):
     return read_checkpoint(path)['state_dict']
 
 
+@pytest.mark.slow  # end to end: make test-all / CI run it
 def test_sigkill_then_resume_ends_with_the_uninterrupted_weights(data, tmp_path):
     # drop path and the heads' dropout draw from torch's generator, the pipeline from numpy's:
     # both must continue where the killed run stopped.
@@ -129,6 +131,7 @@ def test_sigkill_then_resume_ends_with_the_uninterrupted_weights(data, tmp_path)
     assert not differing, f'{len(differing)} tensors differ, e.g. {differing[:3]}'
 
 
+@pytest.mark.slow  # end to end: make test-all / CI run it
 def test_two_process_cpu_training_writes_from_rank_0_only(data, tmp_path):
     work = tmp_path / 'dist'
     env = dict(PYTHON=sys.executable, PORT=str(29500 + os.getpid() % 1000))
@@ -154,6 +157,7 @@ def test_two_process_cpu_training_writes_from_rank_0_only(data, tmp_path):
     assert 0 <= json.loads(out.read_text())['mIoU'] <= 100
 
 
+@pytest.mark.slow  # end to end: make test-all / CI run it
 def test_detection_train_test_infer(data, tmp_path):
     work = tmp_path / 'det'
     res = run_tool('train', DET_CFG, '--work-dir', work, '--auto-scale-lr', *det_options(data))
