@@ -157,8 +157,10 @@ def worker(case: Dict[str, Any]) -> Dict[str, Any]:
         rest = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
     else:
-        rest = _rss_bytes('VmRSS:')
+        # reset first: the high-water mark since the reset is >= any RSS read after it, so the
+        # peak above the resting size is never negative (read before, a freed page made it so)
         _reset_peak_rss()
+        rest = _rss_bytes('VmRSS:')
     seconds = _timed(step, case['runs'], warmup, cuda)
     peak = (torch.cuda.max_memory_allocated() if cuda else _rss_bytes('VmHWM:')) - rest
     return dict(result, seconds=seconds, peak_mb=peak / 2**20)
