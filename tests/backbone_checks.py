@@ -13,6 +13,16 @@ from mmvit_plugin.checkpoint import CheckpointError
 from mmvit_plugin.testing import random_det_batch, random_seg_batch
 
 
+#: One small arch per backbone (one block a stage), for the export and compile checks.
+SMALL_ARCHS = {
+    'Swin': dict(arch=dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4))),
+    'CSWin': dict(arch=dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(2, 2, 4, 4))),
+    'CvT': dict(arch=dict(embed_dims=(16, 32, 48, 48), num_heads=(1, 2, 3, 3), depths=(1, 1, 1, 1))),
+    'MPViT': dict(arch=dict(embed_dims=(16, 24, 32, 40), num_layers=(1, 1, 1, 1), num_heads=8,
+                            mlp_ratios=2, num_paths=(2, 2, 2, 2))),
+}
+
+
 def rel_err(actual: torch.Tensor, expected: torch.Tensor, scale: Optional[float] = None) -> float:
     """``max|actual - expected| / scale``, ``scale`` by default ``max|expected|``.
 

@@ -120,3 +120,14 @@ def log_records(request):
     logger.addHandler(handler)
     yield records
     logger.removeHandler(handler)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for small, overhead-bound steps: on a shared 2-core machine two threads
+    mostly wait for each other (restored afterwards)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,17 +15,10 @@ import torch.nn as nn
 from mmengine.registry import MODELS
 
 import mmvit_plugin  # noqa: F401
-from backbone_checks import assert_rel_close
+from backbone_checks import SMALL_ARCHS as SMALL, assert_rel_close
 from mmvit_plugin.deploy import onnx as deploy
 from onnx_modules import PooledHead
 
-SMALL = {
-    'Swin': dict(arch=dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4))),
-    'CSWin': dict(arch=dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(2, 2, 4, 4))),
-    'CvT': dict(arch=dict(embed_dims=(16, 32, 48, 48), num_heads=(1, 2, 3, 3), depths=(1, 1, 1, 1))),
-    'MPViT': dict(arch=dict(embed_dims=(16, 24, 32, 40), num_layers=(1, 1, 1, 1), num_heads=8,
-                            mlp_ratios=2, num_paths=(2, 2, 2, 2))),
-}
 OTHER_SIZES = [(333, 517), (97, 131)]
 
 

@@ -15,13 +15,8 @@ SMALL_BACKBONES = (
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread for these small, overhead-bound steps: on a shared 2-core machine two
-    threads mostly wait for each other (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(one_torch_thread):
+    """Every test here on one torch thread (conftest's ``one_torch_thread``)."""
 
 
 @pytest.fixture

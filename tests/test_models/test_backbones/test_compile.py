@@ -20,18 +20,11 @@ import torch._dynamo
 from mmengine.registry import MODELS
 
 import mmvit_plugin  # noqa: F401
-from backbone_checks import assert_rel_close
+from backbone_checks import SMALL_ARCHS as SMALL, assert_rel_close
 
 REPO = Path(__file__).resolve().parents[3]
 TOY_SEG_CFG = REPO / 'configs' / 'toy' / 'upernet_cswin_toy.py'
 
-SMALL = {
-    'Swin': dict(arch=dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4))),
-    'CSWin': dict(arch=dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(2, 2, 4, 4))),
-    'CvT': dict(arch=dict(embed_dims=(16, 32, 48, 48), num_heads=(1, 2, 3, 3), depths=(1, 1, 1, 1))),
-    'MPViT': dict(arch=dict(embed_dims=(16, 24, 32, 40), num_layers=(1, 1, 1, 1), num_heads=8,
-                            mlp_ratios=2, num_paths=(2, 2, 2, 2))),
-}
 #: Non-square first: dynamo's duck sizing gives equal sizes one symbol, so a square first input
 #: makes H == W a guard and the first non-square one recompiles (once).
 SIZES = [(64, 96), (97, 131), (160, 122)]

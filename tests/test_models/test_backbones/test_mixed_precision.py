@@ -58,13 +58,8 @@ TOLERANCES: Dict[str, Dict[str, Tuple[float, float]]] = {
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread for these small, overhead-bound steps: on a shared 2-core machine two
-    threads mostly wait for each other (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(one_torch_thread):
+    """Every test here on one torch thread (conftest's ``one_torch_thread``)."""
 
 
 def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
