@@ -8,13 +8,16 @@
     python tools/benchmark.py --models swin:tiny cvt:13 --compile            # eager vs inductor
     python tools/benchmark.py --peer official-cswin:tiny=my_wrappers:build_official_cswin ...
     python tools/benchmark.py --models swin:tiny timm-swin:tiny --sizes 512x512 --rounds 5
+    python tools/benchmark.py --profile --models swin:tiny cvt:13 --sizes 512x512   # where time goes
 
 Each measurement runs in a fresh subprocess (peak memory is that case's alone); times are
 medians over ``--runs`` after ``--warmup``; ``--rounds R`` interleaves R measurements of every
 case and reports medians and ratios to the first model. Models: ``swin``, ``cswin``, ``cvt``,
 ``mpvit`` (this package), ``mmseg-swin``, ``timm-swin``, and any builder given with ``--peer
 NAME:ARCH=module:function`` (called as ``function(arch, in_size)``). What is measured and how:
-:mod:`mmvit_plugin.benchmark.speed`.
+:mod:`mmvit_plugin.benchmark.speed`. ``--profile`` instead prints, per case, the share of the step
+in matmul/conv, attention, normalisation, memory moves and the rest, and the fraction of the
+measured GEMM peak reached: :mod:`mmvit_plugin.benchmark.profile`.
 """
 import argparse
 import json
@@ -22,6 +25,7 @@ import sys
 from typing import List, Optional
 
 from mmvit_plugin.apis.cli import parse_size
+from mmvit_plugin.benchmark.profile import profile_backbones
 from mmvit_plugin.benchmark.speed import CP_SETTINGS, DEFAULT_MODELS, benchmark, worker
 
 
@@ -53,6 +57,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--peer', action='append', default=[], metavar='NAME:ARCH=MODULE:FUNC')
     parser.add_argument('--no-flops', action='store_true', help='skip params/FLOPs counting')
     parser.add_argument('--json', default=None, help='also write the results here')
+    parser.add_argument('--profile', action='store_true',
+                        help='instead of timing side by side: where each case spends its time '
+                        '(operator categories, fraction of the GEMM peak); eager, fp32, CPU')
     parser.add_argument('--worker', default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -61,6 +68,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if args.worker:  # one case, as the library's subprocesses run it
         print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    if args.profile:
+        profile_backbones(args.models, args.sizes, args.modes, args.batch, args.runs,
+                          args.warmup, args.threads, args.peer, args.no_flops, json_out=args.json)
         return 0
     benchmark(args.models, args.sizes, args.modes, args.batch, args.runs, args.rounds,
               args.warmup, args.threads, args.device, args.dtype, args.with_cp, args.compile,

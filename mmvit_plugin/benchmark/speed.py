@@ -110,12 +110,14 @@ def _timed(fn: Callable[[], Any], runs: int, warmup: int, cuda: bool) -> float:
     return statistics.median(times)
 
 
-def worker(case: Dict[str, Any]) -> Dict[str, Any]:
-    """One case in this process: build (and compile), time, measure memory."""
+def build_step(case: Dict[str, Any]) -> Callable[[], None]:
+    """One step of ``case``'s model (compiled with ``case['compile']``) in its ``mode``:
+    ``forward`` in eval mode without gradients, ``train`` forward + backward (then the
+    gradients are dropped). Sets the thread count and the seed; used by :func:`worker` and
+    :mod:`.profile`."""
     torch.set_num_threads(case['threads'])
     torch.manual_seed(0)
     device = torch.device(case['device'])
-    cuda = device.type == 'cuda'
     size = tuple(case['size'])
     model = build_model(case['model'], size, case['with_cp'], case['peers']).to(device)
     module = model
@@ -145,6 +147,13 @@ def worker(case: Dict[str, Any]) -> Dict[str, Any]:
             sum(o.float().mean() for o in outs).backward()
             module.zero_grad(set_to_none=True)
 
+    return step
+
+
+def worker(case: Dict[str, Any]) -> Dict[str, Any]:
+    """One case in this process: build (and compile), time, measure memory."""
+    cuda = case['device'].startswith('cuda')
+    step = build_step(case)
     result = {}
     warmup = case['warmup']
     if case.get('compile'):
@@ -188,8 +197,10 @@ def static_stats(spec: str, size: Tuple[int, int], peers: Dict[str, str]) -> Dic
     return stats
 
 
-def run_case(case: Dict[str, Any]) -> Dict[str, Any]:
-    proc = subprocess.run([sys.executable, '-m', __name__, json.dumps(case)],
+def run_case(case: Dict[str, Any], module: str = __name__) -> Dict[str, Any]:
+    """``case`` in a fresh process (``python -m module CASE_JSON``, whose last stdout line is the
+    result as JSON), or ``dict(error=...)`` with the end of its output."""
+    proc = subprocess.run([sys.executable, '-m', module, json.dumps(case)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
