@@ -8,9 +8,12 @@ Two cases, because they differ:
   cannot be measured, so any missing or wrong-shaped tensor is a :class:`CheckpointError` naming
   them by module, the layout the file looks like and what to do.
 - ``'train'`` (a whole-model ``load_from`` before training, a backbone's ``Pretrained`` init,
-  ``tools/convert_checkpoint.py --arch``): when fewer than half of the model's tensors are filled
-  it is the same error; a smaller mismatch that users make on purpose (a new head with another
-  class count, another input channel count) is a warning listing the keys left at their init.
+  ``tools/convert_checkpoint.py --arch``): when fewer than half of the model's tensors are filled,
+  or the file's weights for a backbone of ours (alone or in a whole model) are in none of its
+  family's layouts, it is the same error (the four backbones share their stage names, so another
+  family's file of the same widths fills many tensors by name alone); a smaller mismatch that
+  users make on purpose (a new head with another class count, another input channel count) is a
+  warning listing the keys left at their init.
 
 :func:`load_weights` applies the rule, deciding before anything is copied. :func:`install` routes
 mmengine's loading through it (``_load_checkpoint_to_model``, which ``Runner.load_checkpoint``,
@@ -161,7 +164,8 @@ def _enforce(model: nn.Module, state_dict: Mapping[str, torch.Tensor], fit: Fit,
              source: str, strict: bool) -> None:
     unfilled = bool(fit.missing or fit.mismatched)
     if purpose == 'train' and not strict:
-        refused = fit.filled < MIN_LOADED_FRACTION * fit.total
+        refused = (fit.filled < MIN_LOADED_FRACTION * fit.total
+                   or _backbone_layout(model, state_dict) == 'unknown')
     else:
         refused = unfilled or (strict and bool(fit.unexpected))
     if refused:
@@ -217,6 +221,19 @@ _WHOLE_MODELS = (
     ({'panoptic_head'}, 'an mmdet Mask2Former'),
     ({'head'}, 'an mmpretrain classifier'),
 )
+
+
+def _backbone_layout(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> Optional[str]:
+    """The key layout of the backbone weights in ``state_dict`` as the backbone of ours in
+    ``model`` (or ``model`` itself) names it; ``None`` where there is no such backbone or the
+    file holds none of its weights."""
+    if hasattr(model, 'checkpoint_layout'):
+        return model.checkpoint_layout(dict(state_dict)) if state_dict else None
+    backbone = getattr(model, 'backbone', None)
+    if not hasattr(backbone, 'checkpoint_layout'):
+        return None
+    part = {k[len('backbone.'):]: v for k, v in state_dict.items() if k.startswith('backbone.')}
+    return backbone.checkpoint_layout(part) if part else None
 
 
 def describe_checkpoint(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> str:

@@ -42,11 +42,11 @@ def test_swin_layer_depths():
     model = Segmentor().backbone
     # 6 blocks -> depths 0 (stem) .. 7 (the rest)
     assert model.get_layer_depth('patch_embed.proj.weight') == (0, 8)
-    assert model.get_layer_depth('layers.0.blocks.0.attn.qkv.weight') == (1, 8)
-    assert model.get_layer_depth('layers.0.blocks.1.mlp.fc1.weight') == (2, 8)
-    assert model.get_layer_depth('layers.0.downsample.reduction.weight') == (2, 8)
-    assert model.get_layer_depth('backbone.layers.3.blocks.1.norm1.weight') == (6, 8)
-    assert model.get_layer_depth('norm3.weight') == (6, 8)
+    assert model.get_layer_depth('stages.0.blocks.0.attn.qkv.weight') == (1, 8)
+    assert model.get_layer_depth('stages.0.blocks.1.mlp.fc1.weight') == (2, 8)
+    assert model.get_layer_depth('stages.0.downsample.reduction.weight') == (2, 8)
+    assert model.get_layer_depth('backbone.stages.3.blocks.1.norm1.weight') == (6, 8)
+    assert model.get_layer_depth('stages.3.out_norm.weight') == (6, 8)
     with pytest.raises(KeyError, match='no parameter'):
         model.get_layer_depth('layers.9.weight')
 
@@ -56,11 +56,11 @@ def test_lr_and_weight_decay_per_parameter():
     values = lr_and_wd(model, optimizer)
     assert values['backbone.patch_embed.proj.weight'] == (pytest.approx(1e-3 * 0.5**7), 0.05)
     assert values['backbone.patch_embed.proj.bias'] == (pytest.approx(1e-3 * 0.5**7), 0.0)
-    assert values['backbone.layers.0.blocks.0.attn.qkv.weight'] == (pytest.approx(1e-3 * 0.5**6), 0.05)
-    assert values['backbone.layers.0.blocks.0.norm1.weight'] == (pytest.approx(1e-3 * 0.5**6), 0.0)
+    assert values['backbone.stages.0.blocks.0.attn.qkv.weight'] == (pytest.approx(1e-3 * 0.5**6), 0.05)
+    assert values['backbone.stages.0.blocks.0.norm1.weight'] == (pytest.approx(1e-3 * 0.5**6), 0.0)
     # 2-D: no-decay names come from custom_keys only (the configs' list; see the test below)
-    assert values['backbone.layers.0.blocks.0.attn.relative_position_bias_table'][1] == 0.05
-    assert values['backbone.layers.3.blocks.1.mlp.fc2.weight'] == (pytest.approx(1e-3 * 0.5), 0.05)
+    assert values['backbone.stages.0.blocks.0.attn.relative_position_bias_table'][1] == 0.05
+    assert values['backbone.stages.3.blocks.1.mlp.fc2.weight'] == (pytest.approx(1e-3 * 0.5), 0.05)
     # Heads keep the full lr; their norms and biases get no weight decay.
     assert values['decode_head.0.weight'] == (1e-3, 0.05)
     assert values['decode_head.1.weight'] == (1e-3, 0.0)
@@ -72,20 +72,20 @@ def test_lr_and_weight_decay_per_parameter():
 def test_custom_keys_multiply_with_layer_decay_and_frozen_parameters_are_left_out():
     model, optimizer = build(rate=0.5, custom_keys={
         'decode_head': dict(lr_mult=10.),
-        'backbone.layers.0.blocks.0.attn': dict(lr_mult=0.1, decay_mult=2.),
+        'backbone.stages.0.blocks.0.attn': dict(lr_mult=0.1, decay_mult=2.),
         'relative_position_bias_table': dict(decay_mult=0.),
     }, frozen='backbone.patch_embed')
     values = lr_and_wd(model, optimizer)
     assert not any(name.startswith('backbone.patch_embed.') for name in values)
     # custom lr_mult and decay_mult, then layer decay on top (depth 1 of 8)
-    assert values['backbone.layers.0.blocks.0.attn.qkv.weight'] == (
+    assert values['backbone.stages.0.blocks.0.attn.qkv.weight'] == (
         pytest.approx(1e-3 * 0.1 * 0.5**6), pytest.approx(0.05 * 2))
     # a bias under the same key: lr as above, but no weight decay (BEiT convention)
-    assert values['backbone.layers.0.blocks.0.attn.qkv.bias'] == (pytest.approx(1e-3 * 0.1 * 0.5**6), 0.0)
+    assert values['backbone.stages.0.blocks.0.attn.qkv.bias'] == (pytest.approx(1e-3 * 0.1 * 0.5**6), 0.0)
     # a 2-D parameter that custom_keys exempts from weight decay
-    assert values['backbone.layers.0.blocks.1.attn.relative_position_bias_table'] == (
+    assert values['backbone.stages.0.blocks.1.attn.relative_position_bias_table'] == (
         pytest.approx(1e-3 * 0.5**5), 0.0)
-    assert values['backbone.layers.0.blocks.1.attn.qkv.weight'] == (pytest.approx(1e-3 * 0.5**5), 0.05)
+    assert values['backbone.stages.0.blocks.1.attn.qkv.weight'] == (pytest.approx(1e-3 * 0.5**5), 0.05)
     assert values['decode_head.0.weight'] == (pytest.approx(1e-2), 0.05)  # neck/heads: no layer decay
     assert values['decode_head.1.bias'] == (pytest.approx(1e-2), 0.0)
 
@@ -93,8 +93,8 @@ def test_custom_keys_multiply_with_layer_decay_and_frozen_parameters_are_left_ou
 def test_mmengine_rules_are_honoured():
     model, optimizer = build(rate=1.0, bias_lr_mult=2., dwconv_decay_mult=0.)
     values = lr_and_wd(model, optimizer)
-    assert values['backbone.layers.0.blocks.0.attn.qkv.bias'] == (pytest.approx(2e-3), 0.0)
-    assert values['backbone.layers.0.blocks.0.attn.qkv.weight'] == (1e-3, 0.05)
+    assert values['backbone.stages.0.blocks.0.attn.qkv.bias'] == (pytest.approx(2e-3), 0.0)
+    assert values['backbone.stages.0.blocks.0.attn.qkv.weight'] == (1e-3, 0.05)
     assert values['decode_head.2.weight'] == (1e-3, 0.0)  # depth-wise conv
 
 
@@ -104,9 +104,9 @@ def test_the_configs_no_decay_list_applies():
     paramwise = Config.fromfile(str(REPO / 'configs' / '_base_' / 'vit_common.py')).vit_paramwise_cfg
     model, optimizer = build(rate=0.9, **paramwise.to_dict())
     values = lr_and_wd(model, optimizer)
-    assert values['backbone.layers.0.blocks.0.attn.relative_position_bias_table'][1] == 0.0
-    assert values['backbone.norm0.weight'][1] == 0.0
-    assert values['backbone.layers.0.blocks.0.mlp.fc1.weight'][1] == 0.05
+    assert values['backbone.stages.0.blocks.0.attn.relative_position_bias_table'][1] == 0.0
+    assert values['backbone.stages.0.out_norm.weight'][1] == 0.0
+    assert values['backbone.stages.0.blocks.0.mlp.fc1.weight'][1] == 0.05
 
 
 def test_rejects_bad_settings():

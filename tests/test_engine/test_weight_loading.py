@@ -14,7 +14,7 @@ import mmvit_plugin  # noqa: F401  (routes mmengine's loading through the rule)
 from mmvit_plugin.checkpoint import CheckpointError
 from mmvit_plugin.engine import load_purpose, load_weights
 from mmvit_plugin.engine.weight_loading import describe_checkpoint, key_families
-from mmvit_plugin.models.backbones.swin import OFFICIAL_DENSE
+from mmvit_plugin.models.backbones.conversion import SWIN_OURS
 
 HEAD = dict(type='UPerHead', in_channels=[32, 64, 128, 256], in_index=[0, 1, 2, 3],
             pool_scales=(1, 2), channels=16, dropout_ratio=0.1, num_classes=5,
@@ -113,11 +113,11 @@ def test_describe_checkpoint_names_the_kind_of_file():
     assert describe_checkpoint(model, backbone_only).startswith('a backbone or classification file')
     detector = {'backbone.patch_embed.proj.weight': torch.zeros(1), 'rpn_head.x': torch.zeros(1)}
     assert describe_checkpoint(model, detector).startswith('an mmdet two-stage detector')
-    assert describe_checkpoint(model.backbone, backbone_only) == f'{OFFICIAL_DENSE} layout'
+    assert describe_checkpoint(model.backbone, backbone_only) == f'{SWIN_OURS} layout'
     whole = {f'backbone.{k}': v for k, v in backbone_only.items()}
     whole['decode_head.conv_seg.weight'] = torch.zeros(1)
     assert describe_checkpoint(model, whole) == (f'an mmseg segmentor (backbone, decode_head), '
-                                                 f'backbone in the {OFFICIAL_DENSE} layout')
+                                                 f'backbone in the {SWIN_OURS} layout')
 
 
 def test_mmengine_load_paths_follow_the_purpose_of_the_runner_entry_point(tmp_path):

@@ -18,7 +18,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import load_checkpoint
 
-from checkpoint_layouts import assert_same_features, randomize
+from checkpoint_layouts import assert_same_features, official_names, randomize
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 SWIN = dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4))
@@ -63,9 +63,9 @@ def load_strict(model, path):
 
 
 def official_swin_state():
-    """A random Swin in the official dense layout (= ours)."""
+    """A random Swin in the official dense layout (what mmseg 0.x / mmdet 2.x files hold)."""
     from mmvit_plugin.models.backbones import Swin
-    return randomize(Swin(SWIN, drop_path_rate=0.)).state_dict()
+    return official_names(randomize(Swin(SWIN, drop_path_rate=0.)).state_dict(), 'swin')
 
 
 def openmmlab_swin_from_official(backbone, official):

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from checkpoint_layouts import official_names
 from mmvit_plugin.models.backbones.swin import Swin
 from tool_cli import run_tool, run_tool_main
 
@@ -14,7 +15,7 @@ def run(*args):
 
 def test_swin_classification_release_to_our_layout(tmp_path):
     source = Swin(SMALL)
-    official = {k: v for k, v in source.state_dict().items()}
+    official = official_names({k: v for k, v in source.state_dict().items()}, 'swin')
     official['layers.0.blocks.0.attn.relative_position_index'] = torch.zeros(49, 49, dtype=torch.long)
     official['layers.0.blocks.1.attn_mask'] = torch.zeros(4, 49, 49)
     src, dst = tmp_path / 'official.pth', tmp_path / 'ours.pth'
@@ -23,7 +24,7 @@ def test_swin_classification_release_to_our_layout(tmp_path):
     assert proc.returncode == 0, proc.stderr
     converted = torch.load(dst, weights_only=True)['state_dict']
     assert not any(k.endswith(('relative_position_index', 'attn_mask')) for k in converted)
-    assert converted['layers.0.blocks.0.attn.relative_position_bias_table'].shape == (23 * 23, 1)
+    assert converted['stages.0.blocks.0.attn.relative_position_bias_table'].shape == (23 * 23, 1)
     model = Swin(SMALL, window_size=12)
     missing, unexpected = model.load_state_dict(converted, strict=False)
     assert not missing and not unexpected
@@ -67,7 +68,7 @@ def test_foreign_layout_is_detected_and_reported(tmp_path, capsys):
     assert 'layout: timm Swin' in out and '8 missing' in out  # the output norms norm0..3
     saved = torch.load(tmp_path / 'ours.pth', weights_only=True)
     assert saved['meta']['layout'] == 'timm Swin'
-    assert 'layers.0.downsample.reduction.weight' in saved['state_dict']
+    assert 'stages.0.downsample.reduction.weight' in saved['state_dict']
     assert run_tool_main('convert_checkpoint',
                          ['swin', src, tmp_path / 'out.pth', '--arch', 'tiny']) == 1
     assert '(timm Swin layout) does not fit' in capsys.readouterr().err

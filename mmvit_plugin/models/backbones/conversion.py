@@ -9,6 +9,12 @@ merge-channel order, Hugging Face's separate q/k/v, MPViT's repeated position en
 steps every layout takes, ours included (dropping derived buffers). Rules only match keys of the
 layout they convert, so our own files pass through unchanged (conversion is idempotent).
 
+Our layout is the same for the four families: ``stages.{i}`` holds stage ``i`` (its blocks, its
+patch merging or embedding, its output norm); the stems keep their official names. Release 0.1
+stored Swin's and CvT's stages under their official names (``layers.{i}`` + ``norm{i}``,
+``stage{i}``) and MPViT's in two lists (``patch_embed_stages``, ``mhca_stages``): those files
+are one of the official layouts here and load through the same rules.
+
 Sources of the key names: the official repositories (microsoft/Swin-Transformer and its
 -Semantic-Segmentation / -Object-Detection forks, microsoft/CSWin-Transformer,
 microsoft/CvT, youngwanLEE/MPViT), timm, OpenMMLab (mmseg / mmdet / mmpretrain) and Hugging Face
@@ -85,6 +91,12 @@ def drop_keys(pattern: str) -> Transform:
     return lambda state_dict: {k: v for k, v in state_dict.items() if not regex.search(k)}
 
 
+def rename(rules: Sequence[KeyRule]) -> Transform:
+    """The renames of ``rules`` as a transform, for a conversion whose other transforms must see
+    the file's own names first (so that their errors name the keys the file holds)."""
+    return lambda state_dict: rename_keys(state_dict, rules)
+
+
 def map_values(pattern: str, fn: Callable[[torch.Tensor], torch.Tensor]) -> Transform:
     """Apply ``fn`` to the tensors whose keys ``pattern`` matches (``re.search``)."""
     regex = re.compile(pattern)
@@ -153,9 +165,9 @@ UNKNOWN = 'unknown'
 
 
 # --- Swin ---------------------------------------------------------------------------------------
-# Our keys are the official dense ones.
+SWIN_OURS = 'mmvit_plugin Swin'
 SWIN_OFFICIAL_CLS = 'official Swin (classification)'
-SWIN_OFFICIAL_DENSE = 'official Swin (dense: mmseg 0.x / mmdet 2.x) or mmvit_plugin'
+SWIN_OFFICIAL_DENSE = 'official Swin (dense: mmseg 0.x / mmdet 2.x; mmvit_plugin 0.1)'
 SWIN_OPENMMLAB = 'mmseg 1.x / mmdet 3.x / mmpretrain Swin'
 SWIN_TIMM = 'timm Swin'
 SWIN_HF_MODEL = 'Hugging Face SwinModel'
@@ -170,7 +182,8 @@ def swin_checkpoint_layout(state_dict: StateDict) -> str:
 
     Hugging Face: ``[swin.]embeddings.patch_embeddings.*`` / ``encoder.layers.*`` (a SwinBackbone
     adds ``hidden_states_norms.*``); OpenMMLab 2.x: ``stages.*`` with ``attn.w_msa`` / ``ffn.layers``
-    / ``patch_embed.projection``; timm ≥ 0.9: ``layers.*`` with the first merge under
+    / ``patch_embed.projection``; ours: ``stages.*`` with ``attn.qkv`` / ``mlp`` /
+    ``patch_embed.proj``; timm ≥ 0.9: ``layers.*`` with the first merge under
     ``layers.1.downsample`` (none under ``layers.0``) or a ``head.fc``; official: ``layers.*`` with
     ``layers.0.downsample``, dense files adding the output norms ``norm0..3``.
     """
@@ -186,7 +199,9 @@ def swin_checkpoint_layout(state_dict: StateDict) -> str:
     if has('patch_embed.projection.') or any('.attn.w_msa.' in k or '.ffn.layers.' in k
                                              for k in keys if k.startswith('stages.')):
         return SWIN_OPENMMLAB
-    if not has('layers.', 'patch_embed.proj.'):
+    if has('stages.') and any(k.endswith('.attn.relative_position_bias_table') for k in keys):
+        return SWIN_OURS
+    if not has('layers.'):
         return UNKNOWN
     if not has('layers.0.downsample.') and (
             'head.fc.weight' in state_dict or any(re.match(r'layers\.\d+\.downsample\.', k) for k in keys)):
@@ -205,40 +220,47 @@ def unfold_to_concat_order(x: torch.Tensor) -> torch.Tensor:
     return x.unflatten(-1, (c, 2, 2)).movedim(-3, -1).transpose(-3, -2).flatten(-3)
 
 
+#: The output norms of the dense layouts (official, OpenMMLab): ``norm{i}`` → ``stages.{i}.out_norm``.
+_SWIN_OUT_NORM_RULE = (r'^norm(\d)\.', r'stages.\1.out_norm.')
 _SWIN_HF_BLOCK = r'^encoder\.layers\.(\d+)\.blocks\.(\d+)\.'
 _SWIN_HF = Conversion(
     strip='swin.',
     rules=compile_rules(
         (r'^embeddings\.patch_embeddings\.projection\.', 'patch_embed.proj.'),
         (r'^embeddings\.norm\.', 'patch_embed.norm.'),
-        (_SWIN_HF_BLOCK + r'layernorm_before\.', r'layers.\1.blocks.\2.norm1.'),
-        (_SWIN_HF_BLOCK + r'layernorm_after\.', r'layers.\1.blocks.\2.norm2.'),
-        (_SWIN_HF_BLOCK + r'attention\.self\.', r'layers.\1.blocks.\2.attn.'),
-        (_SWIN_HF_BLOCK + r'attention\.output\.dense\.', r'layers.\1.blocks.\2.attn.proj.'),
-        (_SWIN_HF_BLOCK + r'intermediate\.dense\.', r'layers.\1.blocks.\2.mlp.fc1.'),
-        (_SWIN_HF_BLOCK + r'output\.dense\.', r'layers.\1.blocks.\2.mlp.fc2.'),
-        (r'^encoder\.layers\.(\d+)\.downsample\.', r'layers.\1.downsample.'),
-        (r'^hidden_states_norms\.stage(\d)\.', lambda m: f'norm{int(m[1]) - 1}.'),
+        (_SWIN_HF_BLOCK + r'layernorm_before\.', r'stages.\1.blocks.\2.norm1.'),
+        (_SWIN_HF_BLOCK + r'layernorm_after\.', r'stages.\1.blocks.\2.norm2.'),
+        (_SWIN_HF_BLOCK + r'attention\.self\.', r'stages.\1.blocks.\2.attn.'),
+        (_SWIN_HF_BLOCK + r'attention\.output\.dense\.', r'stages.\1.blocks.\2.attn.proj.'),
+        (_SWIN_HF_BLOCK + r'intermediate\.dense\.', r'stages.\1.blocks.\2.mlp.fc1.'),
+        (_SWIN_HF_BLOCK + r'output\.dense\.', r'stages.\1.blocks.\2.mlp.fc2.'),
+        (r'^encoder\.layers\.(\d+)\.downsample\.', r'stages.\1.downsample.'),
+        (r'^hidden_states_norms\.stage(\d)\.', lambda m: f'stages.{int(m[1]) - 1}.out_norm.'),
         (r'^layernorm\.', 'norm.'),
         (r'^classifier\.', 'head.'),
     ),
     transforms=(fuse_qkv('Hugging Face Swin'), ))
+_SWIN_OFFICIAL = Conversion(rules=compile_rules((r'^layers\.(\d+)\.', r'stages.\1.'),
+                                                _SWIN_OUT_NORM_RULE))
 SWIN = FamilyConversions(
     detect=swin_checkpoint_layout,
     by_layout={
+        SWIN_OFFICIAL_CLS: _SWIN_OFFICIAL,
+        SWIN_OFFICIAL_DENSE: _SWIN_OFFICIAL,
         SWIN_OPENMMLAB: Conversion(
             rules=compile_rules(
                 (r'^patch_embed\.projection\.', 'patch_embed.proj.'),
-                (r'^stages\.(\d+)\.blocks\.(\d+)\.attn\.w_msa\.', r'layers.\1.blocks.\2.attn.'),
-                (r'^stages\.(\d+)\.blocks\.(\d+)\.ffn\.layers\.0\.0\.', r'layers.\1.blocks.\2.mlp.fc1.'),
-                (r'^stages\.(\d+)\.blocks\.(\d+)\.ffn\.layers\.1\.', r'layers.\1.blocks.\2.mlp.fc2.'),
-                (r'^stages\.(\d+)\.', r'layers.\1.'),
+                (r'^(stages\.\d+\.blocks\.\d+\.)attn\.w_msa\.', r'\1attn.'),
+                (r'^(stages\.\d+\.blocks\.\d+\.)ffn\.layers\.0\.0\.', r'\1mlp.fc1.'),
+                (r'^(stages\.\d+\.blocks\.\d+\.)ffn\.layers\.1\.', r'\1mlp.fc2.'),
+                _SWIN_OUT_NORM_RULE,
             ),
-            transforms=(map_values(r'^layers\.\d+\.downsample\.(reduction\.weight|norm\.weight|norm\.bias)$',
+            transforms=(map_values(r'^stages\.\d+\.downsample\.(reduction\.weight|norm\.weight|norm\.bias)$',
                                    unfold_to_concat_order), )),
         SWIN_TIMM: Conversion(rules=compile_rules(
             # timm merges at the start of stage i + 1 what the official code merges at the end of i
-            (r'^layers\.(\d+)\.downsample\.', lambda m: f'layers.{int(m[1]) - 1}.downsample.'),
+            (r'^layers\.(\d+)\.downsample\.', lambda m: f'stages.{int(m[1]) - 1}.downsample.'),
+            (r'^layers\.(\d+)\.', r'stages.\1.'),
             (r'^head\.fc\.', 'head.'),
         )),
         SWIN_HF_MODEL: _SWIN_HF,
@@ -259,12 +281,12 @@ CSWIN_OURS = 'mmvit_plugin CSWin'
 def cswin_checkpoint_layout(state_dict: StateDict) -> str:
     """Which key layout a CSWin state dict has: official classification (``stage1_conv_embed``,
     ``norm``/``head``), official dense (the segmentation backbone, with ``norm1..4``; the
-    v0.2.0 UperNet releases) or ours (``patch_embed``, ``stages``)."""
+    v0.2.0 UperNet releases) or ours (``patch_embed``, ``stages``, LePE under ``attn.lepe``)."""
     keys = list(state_dict)
     if any(k.startswith('stage1_conv_embed.') for k in keys):
         dense = any(re.match(r'norm[1-4]\.', k) for k in keys)
         return CSWIN_OFFICIAL_DENSE if dense else CSWIN_OFFICIAL_CLS
-    if any(k.startswith('stages.') for k in keys) and any(k.startswith('patch_embed.') for k in keys):
+    if any(k.startswith('stages.') and '.attn.lepe.' in k for k in keys):
         return CSWIN_OURS
     return UNKNOWN
 
@@ -291,15 +313,16 @@ CSWIN = FamilyConversions(
 
 
 # --- CvT ----------------------------------------------------------------------------------------
-# Our keys are the official ones (plus our ``stage3``).
-CVT_OFFICIAL = 'official CvT or mmvit_plugin'
+# Our keys are the official ones under ``stages.{i}`` instead of ``stage{i}`` (plus our ``stages.3``).
+CVT_OURS = 'mmvit_plugin CvT'
+CVT_OFFICIAL = 'official CvT (mmvit_plugin 0.1)'
 CVT_HF_MODEL = 'Hugging Face CvtModel'
 CVT_HF_CLASSIFIER = 'Hugging Face CvtForImageClassification'
 
 
 def cvt_checkpoint_layout(state_dict: StateDict) -> str:
     """Which key layout a CvT state dict has: the official one (``stage{i}.patch_embed``,
-    ``stage{i}.blocks``, ours too) or Hugging Face's (``[cvt.]encoder.stages.{i}``)."""
+    ``stage{i}.blocks``), ours (``stages.{i}.…``) or Hugging Face's (``[cvt.]encoder.stages.{i}``)."""
     keys = list(state_dict)
     if any(k.startswith('cvt.encoder.stages.') for k in keys):
         return CVT_HF_CLASSIFIER
@@ -307,6 +330,8 @@ def cvt_checkpoint_layout(state_dict: StateDict) -> str:
         return CVT_HF_MODEL
     if any(re.match(r'stage\d\.(patch_embed|blocks)\.', k) for k in keys):
         return CVT_OFFICIAL
+    if any(re.match(r'stages\.\d\.blocks\.\d+\.attn\.conv_proj_', k) for k in keys):
+        return CVT_OURS
     return UNKNOWN
 
 
@@ -314,33 +339,35 @@ _CVT_HF_LAYER = r'^encoder\.stages\.(\d)\.layers\.(\d+)\.'
 _CVT_HF_ATTN = _CVT_HF_LAYER + r'attention\.attention\.'
 _QKV = {'query': 'q', 'key': 'k', 'value': 'v'}
 _CVT_HF = Conversion(strip='cvt.', rules=compile_rules(
-    (r'^encoder\.stages\.(\d)\.cls_token$', r'stage\1.cls_token'),
+    (r'^encoder\.stages\.(\d)\.cls_token$', r'stages.\1.cls_token'),
     (r'^encoder\.stages\.(\d)\.embedding\.convolution_embeddings\.projection\.',
-     r'stage\1.patch_embed.proj.'),
+     r'stages.\1.patch_embed.proj.'),
     (r'^encoder\.stages\.(\d)\.embedding\.convolution_embeddings\.normalization\.',
-     r'stage\1.patch_embed.norm.'),
+     r'stages.\1.patch_embed.norm.'),
     (_CVT_HF_ATTN + r'convolution_projection_(query|key|value)\.convolution_projection\.convolution\.',
-     lambda m: f'stage{m[1]}.blocks.{m[2]}.attn.conv_proj_{_QKV[m[3]]}.conv.'),
+     lambda m: f'stages.{m[1]}.blocks.{m[2]}.attn.conv_proj_{_QKV[m[3]]}.conv.'),
     (_CVT_HF_ATTN + r'convolution_projection_(query|key|value)\.convolution_projection\.normalization\.',
-     lambda m: f'stage{m[1]}.blocks.{m[2]}.attn.conv_proj_{_QKV[m[3]]}.bn.'),
+     lambda m: f'stages.{m[1]}.blocks.{m[2]}.attn.conv_proj_{_QKV[m[3]]}.bn.'),
     (_CVT_HF_ATTN + r'projection_(query|key|value)\.',
-     lambda m: f'stage{m[1]}.blocks.{m[2]}.attn.proj_{_QKV[m[3]]}.'),
-    (_CVT_HF_LAYER + r'attention\.output\.dense\.', r'stage\1.blocks.\2.attn.proj.'),
-    (_CVT_HF_LAYER + r'intermediate\.dense\.', r'stage\1.blocks.\2.mlp.fc1.'),
-    (_CVT_HF_LAYER + r'output\.dense\.', r'stage\1.blocks.\2.mlp.fc2.'),
-    (_CVT_HF_LAYER + r'layernorm_before\.', r'stage\1.blocks.\2.norm1.'),
-    (_CVT_HF_LAYER + r'layernorm_after\.', r'stage\1.blocks.\2.norm2.'),
+     lambda m: f'stages.{m[1]}.blocks.{m[2]}.attn.proj_{_QKV[m[3]]}.'),
+    (_CVT_HF_LAYER + r'attention\.output\.dense\.', r'stages.\1.blocks.\2.attn.proj.'),
+    (_CVT_HF_LAYER + r'intermediate\.dense\.', r'stages.\1.blocks.\2.mlp.fc1.'),
+    (_CVT_HF_LAYER + r'output\.dense\.', r'stages.\1.blocks.\2.mlp.fc2.'),
+    (_CVT_HF_LAYER + r'layernorm_before\.', r'stages.\1.blocks.\2.norm1.'),
+    (_CVT_HF_LAYER + r'layernorm_after\.', r'stages.\1.blocks.\2.norm2.'),
     (r'^layernorm\.', 'norm.'),
     (r'^classifier\.', 'head.'),
 ))
 CVT = FamilyConversions(
     detect=cvt_checkpoint_layout,
-    by_layout={CVT_HF_MODEL: _CVT_HF, CVT_HF_CLASSIFIER: _CVT_HF})
+    by_layout={CVT_OFFICIAL: Conversion(rules=compile_rules((r'^stage(\d)\.', r'stages.\1.'))),
+               CVT_HF_MODEL: _CVT_HF, CVT_HF_CLASSIFIER: _CVT_HF})
 
 
 # --- MPViT --------------------------------------------------------------------------------------
 MPVIT_OFFICIAL_CLS = 'official MPViT (classification)'
 MPVIT_OFFICIAL_DENSE = 'official MPViT (dense)'
+MPVIT_OURS_0_1 = 'mmvit_plugin 0.1 MPViT'
 MPVIT_OURS = 'mmvit_plugin MPViT'
 
 #: Official keys of the shared position encodings repeated under each layer:
@@ -349,21 +376,31 @@ _MPVIT_SHARED_KEY = r'^(.*mhca_blks\.\d+\.)MHCA_layers\.\d+\.(?:factoratt_crpe\.
 
 
 def mpvit_checkpoint_layout(state_dict: StateDict) -> str:
-    """Which key layout an MPViT state dict has: official (the shared position encodings repeated
-    under every layer; classification files add ``cls_head``) or ours (each stored once)."""
+    """Which key layout an MPViT state dict has: official (``patch_embed_stages`` /
+    ``mhca_stages``, the shared position encodings repeated under every layer; classification
+    files add ``cls_head``), release 0.1 of ours (the official lists, each encoding stored once)
+    or ours (``stages.{i}``)."""
     keys = list(state_dict)
     if any(re.match(_MPVIT_SHARED_KEY, k) for k in keys):
         classification = any(k.startswith('cls_head.') for k in keys)
         return MPVIT_OFFICIAL_CLS if classification else MPVIT_OFFICIAL_DENSE
     if any(k.startswith('mhca_stages.') for k in keys):
+        return MPVIT_OURS_0_1
+    if any(k.startswith('stages.') and '.mhca_blks.' in k for k in keys):
         return MPVIT_OURS
     return UNKNOWN
 
 
-# The official modules hold each encoder's shared ConvPosEnc / ConvRelPosEnc under
-# ``mhca_blks.{p}.{cpe,crpe}`` and again under every layer; the copies are loaded once.
+# Stage i's two official lists become one module: ``patch_embed_stages.{i}`` →
+# ``stages.{i}.patch_embed``, ``mhca_stages.{i}`` → ``stages.{i}``. The official modules hold each
+# encoder's shared ConvPosEnc / ConvRelPosEnc under ``mhca_blks.{p}.{cpe,crpe}`` and again under
+# every layer; the copies are loaded once (checked under the file's own names, then renamed).
+_MPVIT_STAGE_RULES = compile_rules((r'^patch_embed_stages\.(\d+)\.', r'stages.\1.patch_embed.'),
+                                   (r'^mhca_stages\.(\d+)\.', r'stages.\1.'))
 _MPVIT_OFFICIAL = Conversion(transforms=(drop_keys(r'^cls_head\.'),
-                                         merge_copies(_MPVIT_SHARED_KEY, 'MPViT')))
+                                         merge_copies(_MPVIT_SHARED_KEY, 'MPViT'),
+                                         rename(_MPVIT_STAGE_RULES)))
 MPVIT = FamilyConversions(
     detect=mpvit_checkpoint_layout,
-    by_layout={MPVIT_OFFICIAL_CLS: _MPVIT_OFFICIAL, MPVIT_OFFICIAL_DENSE: _MPVIT_OFFICIAL})
+    by_layout={MPVIT_OFFICIAL_CLS: _MPVIT_OFFICIAL, MPVIT_OFFICIAL_DENSE: _MPVIT_OFFICIAL,
+               MPVIT_OURS_0_1: Conversion(rules=_MPVIT_STAGE_RULES)})

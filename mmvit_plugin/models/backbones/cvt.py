@@ -30,7 +30,7 @@ from .conversion import CVT, cvt_checkpoint_layout
 #: and 1.74× forward + backward, with peaks of 584 / 1571 MB against 122 / 761 MB.
 CPU_ATTN_IMPL = 'sdpa'
 
-#: Conv token embedding (kernel, stride, padding) per stage; our ``stage3`` repeats ``stage2``'s.
+#: Conv token embedding (kernel, stride, padding) per stage; our ``stages.3`` repeats ``stages.2``'s.
 EMBED_CONVS = ((7, 4, 2), (3, 2, 1), (3, 2, 1), (3, 2, 1))
 
 
@@ -68,7 +68,7 @@ class ConvAttention(nn.Module):
         attn_impl: ``'sdpa'`` (``F.scaled_dot_product_attention``: no mask and 4-D inputs, so the
             fused flash kernels, CPU and CUDA, never hold the ``queries × keys`` matrix),
             ``'explicit'`` (``q·kᵀ·scale``, softmax, ``@ v`` written out, as the official code;
-            that matrix is 66,600 × 16,650 per head and image in ``stage0`` at 800×1333) or
+            that matrix is 66,600 × 16,650 per head and image in ``stages.0`` at 800×1333) or
             ``'auto'`` (SDPA on CUDA, :data:`CPU_ATTN_IMPL` elsewhere).
     """
 
@@ -162,14 +162,14 @@ class CvTStage(nn.Module):
 class CvT(PyramidBackbone):
     """CvT backbone (``type='CvT'``), a 4-level pyramid (strides 4, 8, 16, 32) from any input size.
 
-    Levels 0–2 are the official CvT stages (``stage0..stage2``), giving the official features:
+    Levels 0–2 are the official CvT stages (``stages.0..2``), giving the official features:
     tokens without the cls token, as NCHW maps, without a norm. Sizes: ``floor((H - 3) / 4) + 1``,
     then ``ceil(/2)`` per level.
 
-    Level 3 (stride 32) is our own ``stage3``: one more conv token embedding (3×3, stride 2,
-    pad 1, + LN, as in ``stage1``/``stage2``) and ``depths[3]`` CvT blocks (no cls token) whose
+    Level 3 (stride 32) is our own ``stages.3``: one more conv token embedding (3×3, stride 2,
+    pad 1, + LN, as in ``stages.1``/``stages.2``) and ``depths[3]`` CvT blocks (no cls token) whose
     k/v convolutions keep stride 1, since the map is small (25×42 tokens at 800×1333): full global
-    attention over ``stage2``'s features, at the stride FPN/UperNet want. Its width, heads and
+    attention over ``stages.2``'s features, at the stride FPN/UperNet want. Its width, heads and
     depth are the 4th entries of the arch. Defaults (384 channels, 6 heads, 1 block for 13/21;
     1024, 16, 1 for w24) cost 1,328,256 (embedding) + 1,787,136 (block) = 3,115,392 parameters
     for 13 and 21 (+15.9% / +10.0% over the native 19,611,712 / 31,236,928) and 9,440,256 +
@@ -179,7 +179,7 @@ class CvT(PyramidBackbone):
 
     Memory: CvT-13 forward + backward of one 800×1333 image peaks at about 2.6 GiB above rest on
     CPU (1.7 GiB with ``with_cp``), against about 15 GiB for the official attention, whose
-    ``queries × keys`` matrices dominate (66,600 × 16,700 per image in ``stage0``).
+    ``queries × keys`` matrices dominate (66,600 × 16,700 per image in ``stages.0``).
 
     Args:
         arch: ``'13'``, ``'21'``, ``'w24'``, or a dict with ``embed_dims``, ``num_heads`` and
@@ -191,13 +191,13 @@ class CvT(PyramidBackbone):
         drop_rate: dropout after the embeddings, in MLPs and after attention projections.
         attn_drop_rate: dropout on attention weights.
         drop_path_rate: stochastic depth. ``None``: the arch's per-stage rates (official: 0, 0, 0.1
-            for 13/21; 0, 0, 0.3 for w24; ``stage3`` takes ``stage2``'s). A float ``r``: rates
-            ``(0, 0, r, r)``. A sequence of 4: per-stage rates. Native ``stage{i}`` uses
-            ``linspace(0, rate_i, depth_i)`` as the official code; the blocks of ``stage3`` all use
+            for 13/21; 0, 0, 0.3 for w24; ``stages.3`` takes ``stages.2``'s). A float ``r``: rates
+            ``(0, 0, r, r)``. A sequence of 4: per-stage rates. Native ``stages.{i}`` uses
+            ``linspace(0, rate_i, depth_i)`` as the official code; the blocks of ``stages.3`` all use
             ``rate_3`` (they sit on top of the deepest blocks).
         out_indices: levels to return (0..3, strides 4..32).
-        frozen_stages: ``-1`` none; ``0`` the conv embedding of ``stage0``; ``k`` also
-            ``stage0..stage{k-1}`` whole (levels below ``k``, the cls token included).
+        frozen_stages: ``-1`` none; ``0`` the conv embedding of ``stages.0``; ``k`` also
+            ``stages.0..k-1`` whole (levels below ``k``, the cls token included).
         norm_eval: keep the BatchNorms of the q/k/v projections in eval mode (running statistics
             fixed) while training. Note: in training mode with BN on, the k/v maps of the last
             native stage must hold more than one value per channel (e.g. inputs of 64×64 and up for
@@ -251,17 +251,15 @@ class CvT(PyramidBackbone):
         self.embed_dims = embed_dims
         self.num_features = list(embed_dims)
 
-        # the official per-stage ramps for the native stages; every block of our stage3 takes rates[3]
+        # the official per-stage ramps for the native stages; every block of our stages.3 takes rates[3]
         drop_paths = drop_path_schedule(depths[:3], rates[:3]) + [[rates[3]] * depths[3]]
-        channels = in_channels
-        for i in range(NUM_LEVELS):
-            stage = CvTStage(channels, embed_dims[i], depths[i], num_heads[i], EMBED_CONVS[i],
-                             stride_kv=2 if i < 3 else 1, cls_token=i == 2, mlp_ratio=mlp_ratio,
-                             qkv_bias=qkv_bias, drop_rate=drop_rate,
-                             attn_drop_rate=attn_drop_rate, drop_paths=drop_paths[i],
-                             attn_impl=attn_impl)
-            self.add_module(f'stage{i}', stage)
-            channels = embed_dims[i]
+        self.stages = nn.ModuleList([
+            CvTStage(((in_channels, ) + embed_dims)[i], embed_dims[i], depths[i], num_heads[i],
+                     EMBED_CONVS[i], stride_kv=2 if i < 3 else 1, cls_token=i == 2,
+                     mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_rate=drop_rate,
+                     attn_drop_rate=attn_drop_rate, drop_paths=drop_paths[i], attn_impl=attn_impl)
+            for i in range(NUM_LEVELS)
+        ])
         self.apply(self.init_module_weights)
 
     @staticmethod
@@ -278,15 +276,12 @@ class CvT(PyramidBackbone):
                              f'got {rate!r}')
         return rates
 
-    @property
-    def stages(self) -> List[CvTStage]:
-        return [getattr(self, f'stage{i}') for i in range(NUM_LEVELS)]
-
     def stage_modules(self, stage: int) -> List[nn.Module]:
+        # the stem is stage 0's conv embedding
         if stage < 0:
-            return [self.stage0.patch_embed]
+            return [self.stages[0].patch_embed]
         if stage == 0:
-            return [self.stage0.pos_drop, self.stage0.blocks]
+            return [self.stages[0].pos_drop, self.stages[0].blocks]
         return [self.stages[stage]]
 
     def stage_blocks(self) -> List[List[nn.Module]]:
@@ -321,11 +316,13 @@ class CvT(PyramidBackbone):
 def convert_cvt_checkpoint(state_dict: StateDict) -> StateDict:
     """CvT weights, official or Hugging Face, to this module's keys.
 
-    Our module names are the official ones (``stage{0,1,2}.patch_embed``, ``stage2.cls_token``,
+    Our module names are the official ones with the stages under ``stages.{i}`` instead of
+    ``stage{i}`` (``stages.{0,1,2}.patch_embed``, ``stages.2.cls_token``,
     ``…blocks.{j}.attn.conv_proj_{q,k,v}.{conv,bn}``, ``…attn.proj_{q,k,v}``, ``…attn.proj``,
-    ``…mlp.fc1/fc2``, ``…norm1/2``), so official files pass through; Hugging Face's
-    (``[cvt.]encoder.stages.{i}.layers.{j}.…``, the ``microsoft/cvt-*`` hub files) are renamed.
-    The classifier's ``norm.*`` / ``head.*`` stay (unexpected keys) and our ``stage3`` is absent
+    ``…mlp.fc1/fc2``, ``…norm1/2``), so official files (and release 0.1 of ours, which used the
+    official names) take one rename; Hugging Face's (``[cvt.]encoder.stages.{i}.layers.{j}.…``,
+    the ``microsoft/cvt-*`` hub files) are renamed.
+    The classifier's ``norm.*`` / ``head.*`` stay (unexpected keys) and our ``stages.3`` is absent
     (missing keys). Idempotent. The rules: :data:`~.conversion.CVT`.
     """
     return CVT(state_dict)

@@ -246,13 +246,17 @@ class InvertedResidual(nn.Module):
         return x + self.conv2(self.act(self.norm(self.dwconv(self.conv1(x)))))
 
 
-class MHCAStage(nn.Module):
-    """One encoder per path, the local path, and the 1×1 Conv-BN-Hardswish ``aggregate``."""
+class MPViTStage(nn.Module):
+    """The multi-path embedding (``patch_embed``, halving the resolution when ``downsample``), one
+    encoder per path, the local path, and the 1×1 Conv-BN-Hardswish ``aggregate``. (The official
+    model keeps the embeddings and the rest in two lists, ``patch_embed_stages`` and
+    ``mhca_stages``; the conversion maps them here.)"""
 
     def __init__(self, embed_dims: int, out_channels: int, num_layers: int, num_heads: int,
-                 mlp_ratio: float, num_paths: int, drop_paths: Sequence[float],
+                 mlp_ratio: float, num_paths: int, downsample: bool, drop_paths: Sequence[float],
                  crpe_windows: Sequence[Tuple[int, int]], norm_cfg: dict) -> None:
         super().__init__()
+        self.patch_embed = MultiPathPatchEmbed(embed_dims, num_paths, downsample, norm_cfg)
         self.mhca_blks = nn.ModuleList([
             MHCAEncoder(embed_dims, num_layers, num_heads, mlp_ratio, drop_paths, crpe_windows)
             for _ in range(num_paths)
@@ -336,14 +340,11 @@ class MPViT(PyramidBackbone):
             ConvBN(in_channels, embed_dims[0] // 2, 3, 2, norm_cfg),
             ConvBN(embed_dims[0] // 2, embed_dims[0], 3, 2, norm_cfg))
         rates = drop_path_schedule(num_layers, drop_path_rate)
-        self.patch_embed_stages = nn.ModuleList()
-        self.mhca_stages = nn.ModuleList()
-        for i in range(4):
-            self.patch_embed_stages.append(
-                MultiPathPatchEmbed(embed_dims[i], num_paths[i], i > 0, norm_cfg))
-            self.mhca_stages.append(
-                MHCAStage(embed_dims[i], self.num_features[i], num_layers[i], num_heads[i],
-                          mlp_ratios[i], num_paths[i], rates[i], crpe_windows, norm_cfg))
+        self.stages = nn.ModuleList([
+            MPViTStage(embed_dims[i], self.num_features[i], num_layers[i], num_heads[i],
+                       mlp_ratios[i], num_paths[i], downsample=i > 0, drop_paths=rates[i],
+                       crpe_windows=crpe_windows, norm_cfg=norm_cfg) for i in range(4)
+        ])
         self.apply(self.init_module_weights)
         self.apply(self._init_conv_bn)
 
@@ -357,18 +358,18 @@ class MPViT(PyramidBackbone):
     def stage_modules(self, stage: int) -> List[nn.Module]:
         if stage < 0:
             return [self.stem]
-        return [self.patch_embed_stages[stage], self.mhca_stages[stage]]
+        return [self.stages[stage]]
 
     def stage_blocks(self) -> List[List[List[nn.Module]]]:
         # The paths of a stage run side by side: their l-th layers share one depth.
         return [[[encoder.MHCA_layers[layer] for encoder in stage.mhca_blks]
                  for layer in range(len(stage.mhca_blks[0].MHCA_layers))]
-                for stage in self.mhca_stages]
+                for stage in self.stages]
 
     def forward_stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
         """Stage ``i``: multi-path embedding, encoders and local path, aggregation."""
-        stage = self.mhca_stages[i]
-        inputs = self.patch_embed_stages[i](x)
+        stage = self.stages[i]
+        inputs = stage.patch_embed(x)
         outs = [self.run_block(stage.InvRes, inputs[0])]
         for x, encoder in zip(inputs, stage.mhca_blks):
             size = x.shape[-2:]
@@ -398,10 +399,13 @@ class MPViT(PyramidBackbone):
 def convert_mpvit_checkpoint(state_dict: StateDict) -> StateDict:
     """Official MPViT weights (classification or dense) to :class:`MPViT`'s keys.
 
-    The official modules hold each encoder's shared ConvPosEnc / ConvRelPosEnc under
-    ``mhca_blks.{p}.{cpe,crpe}`` and again under every layer (``MHCA_layers.{l}.cpe``, ``.crpe``
-    and ``.factoratt_crpe.crpe``). All copies must be equal; they are loaded once. The
-    classification head (``cls_head.*``) is dropped. Our own layout passes through unchanged.
+    The official model keeps stage ``i`` in two lists (``patch_embed_stages.{i}``,
+    ``mhca_stages.{i}``), ours in one module (``stages.{i}.patch_embed``, ``stages.{i}``; release
+    0.1 of ours used the official lists). The official modules hold each encoder's shared
+    ConvPosEnc / ConvRelPosEnc under ``mhca_blks.{p}.{cpe,crpe}`` and again under every layer
+    (``MHCA_layers.{l}.cpe``, ``.crpe`` and ``.factoratt_crpe.crpe``). All copies must be equal;
+    they are loaded once. The classification head (``cls_head.*``) is dropped. Our own layout
+    passes through unchanged.
 
     Raises:
         CheckpointError: when copies of a shared tensor disagree (naming the keys).

@@ -30,10 +30,7 @@ from ..attention import check_attn_impl, uses_sdpa
 from ..layers import (ConvPatchEmbed, DropPath, Mlp, drop_path_schedule, nhwc_to_nchw,
                       pad_to_multiple)
 from .base import PyramidBackbone
-from .conversion import SWIN, SWIN_OFFICIAL_DENSE, map_values, swin_checkpoint_layout
-
-#: The layout name an earlier release exported from here (tests/test_engine import it).
-OFFICIAL_DENSE = SWIN_OFFICIAL_DENSE
+from .conversion import SWIN, map_values, swin_checkpoint_layout
 
 #: Value the official code puts between tokens of different regions in shifted windows.
 SHIFT_MASK_VALUE = -100.0
@@ -273,17 +270,20 @@ class PatchMerging(nn.Module):
 
 
 class SwinStage(nn.Module):
-    """``depth`` blocks alternating plain and shifted windows, then optional patch merging."""
+    """``depth`` blocks alternating plain and shifted windows, the output norm of a returned level
+    (``out_norm``, else ``None``), then optional patch merging."""
 
     def __init__(self, embed_dims: int, depth: int, num_heads: int, window_size: int,
                  mlp_ratio: float, qkv_bias: bool, drop_rate: float, attn_drop_rate: float,
-                 drop_paths: Sequence[float], downsample: bool, attn_impl: str) -> None:
+                 drop_paths: Sequence[float], out_norm: bool, downsample: bool,
+                 attn_impl: str) -> None:
         super().__init__()
         self.blocks = nn.ModuleList([
             SwinBlock(embed_dims, num_heads, window_size, shift=i % 2 == 1, mlp_ratio=mlp_ratio,
                       qkv_bias=qkv_bias, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
                       drop_path=drop_paths[i], attn_impl=attn_impl) for i in range(depth)
         ])
+        self.out_norm = nn.LayerNorm(embed_dims) if out_norm else None
         self.downsample = PatchMerging(embed_dims) if downsample else None
 
 
@@ -351,34 +351,29 @@ class Swin(PyramidBackbone):
                                           pad_to_stride=True)
         self.pos_drop = nn.Dropout(drop_rate)
         rates = drop_path_schedule(depths, drop_path_rate)
-        self.layers = nn.ModuleList()
-        for i, (dims, depth, heads) in enumerate(zip(self.num_features, depths, num_heads)):
-            self.layers.append(
-                SwinStage(dims, depth, heads, window_size, mlp_ratio=mlp_ratio,
-                          qkv_bias=qkv_bias, drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
-                          drop_paths=rates[i], downsample=i < 3, attn_impl=attn_impl))
-        for i in self.out_indices:
-            self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
+        self.stages = nn.ModuleList([
+            SwinStage(dims, depth, heads, window_size, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                      drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_paths=rates[i],
+                      out_norm=i in self.out_indices, downsample=i < 3, attn_impl=attn_impl)
+            for i, (dims, depth, heads) in enumerate(zip(self.num_features, depths, num_heads))
+        ])
         self.apply(self.init_module_weights)
 
     def stage_modules(self, stage: int) -> List[nn.Module]:
-        if stage < 0:
-            return [self.patch_embed]
-        norm = getattr(self, f'norm{stage}', None)
-        return [self.layers[stage]] + ([norm] if norm is not None else [])
+        return [self.patch_embed] if stage < 0 else [self.stages[stage]]
 
     def stage_blocks(self) -> List[List[nn.Module]]:
-        return [list(stage.blocks) for stage in self.layers]
+        return [list(stage.blocks) for stage in self.stages]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self.check_input(x)
         x = self.pos_drop(self.patch_embed(x))
         outs = []
-        for i, stage in enumerate(self.layers):
+        for stage in self.stages:
             for block in stage.blocks:
                 x = self.run_block(block, x)
-            if i in self.out_indices:
-                outs.append(nhwc_to_nchw(getattr(self, f'norm{i}')(x)))
+            if stage.out_norm is not None:
+                outs.append(nhwc_to_nchw(stage.out_norm(x)))
             if stage.downsample is not None:
                 x = stage.downsample(x)
         return tuple(outs)
@@ -393,8 +388,10 @@ class Swin(PyramidBackbone):
 def convert_swin_checkpoint(state_dict: StateDict, window_size: Optional[int] = None) -> StateDict:
     """Swin weights in any layout of :func:`~.conversion.swin_checkpoint_layout` to our keys.
 
-    Our keys are the official dense ones. The other layouts are renamed (and, where a library
-    stores them differently, re-laid out; :data:`~.conversion.SWIN`): OpenMMLab's merges
+    Our keys are the official dense ones with the stages under ``stages.{i}`` (official
+    ``layers.{i}``) and each output norm in its stage (``stages.{i}.out_norm``, official
+    ``norm{i}``). The other layouts are renamed (and, where a library stores them differently,
+    re-laid out; :data:`~.conversion.SWIN`): OpenMMLab's merges
     (``nn.Unfold`` channel order) are put back in the official concatenation order, timm's merges
     move back to the end of the previous stage, Hugging Face's separate query/key/value are fused
     into ``qkv``. Derived buffers (``relative_position_index``, ``attn_mask``) are dropped and, when

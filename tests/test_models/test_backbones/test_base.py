@@ -5,6 +5,7 @@ import re
 import pytest
 import torch
 
+from checkpoint_layouts import official_names
 from mmvit_plugin.checkpoint import CheckpointError
 from mmvit_plugin.models import CSWin, Swin
 
@@ -15,7 +16,8 @@ TINY_CSWIN = dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(2, 2, 4, 4))
 def classification_release(model):
     """What an official classification file holds: the backbone minus its dense output norms,
     plus the classifier's norm and head and the derived buffers."""
-    sd = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith('norm')}
+    sd = official_names({k: v.clone() for k, v in model.state_dict().items() if '.out_norm.' not in k},
+                        'swin')
     sd.update({'norm.weight': torch.ones(128), 'norm.bias': torch.zeros(128),
                'head.weight': torch.zeros(1000, 128), 'head.bias': torch.zeros(1000),
                'layers.0.blocks.1.attn_mask': torch.zeros(4, 49, 49)})
@@ -35,7 +37,7 @@ def test_a_file_that_mostly_does_not_fit_is_an_error(tmp_path):
     total = len(model.state_dict())
     assert f'only 4 of its {total} tensors' in message
     assert 'layout) does not fit this Swin' in message  # the layout the file looks like
-    assert re.search(r'layers\.\*\.blocks\.\*\.[\w.]+ \(8\)', message)  # missing families, counted
+    assert re.search(r'stages\.\*\.blocks\.\*\.[\w.]+ \(8\)', message)  # missing families, counted
     assert 'trunk.*.mixer.weight (2)' in message  # an unexpected family
     assert 'same arch' in message  # what to do
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # nothing loaded
@@ -44,7 +46,9 @@ def test_a_file_that_mostly_does_not_fit_is_an_error(tmp_path):
 def test_another_backbones_weights_are_an_error(tmp_path):
     torch.save({'state_dict': CSWin(arch=TINY_CSWIN).state_dict()}, tmp_path / 'cswin.pth')
     model = Swin(arch=TINY_SWIN, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'cswin.pth')))
-    with pytest.raises(CheckpointError, match=r'only 3 of its \d+ tensors.*patch_embed: 1 tensor of wrong shape'):
+    # The four backbones share the stage names (stages.*.blocks.*.norm1, mlp, ...), so some fit.
+    with pytest.raises(CheckpointError, match=r'\(unknown layout\) does not fit this Swin: only \d+ of '
+                       r'its \d+ tensors.*patch_embed: 1 tensor of wrong shape'):
         model.init_weights()
 
 
@@ -56,13 +60,13 @@ def test_the_expected_leftovers_load_with_warnings(tmp_path, log_records):
     torch.save({'model': classification_release(source)}, tmp_path / 'cls.pth')
     model = Swin(arch=TINY_SWIN, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'cls.pth')))
     missing, unexpected = model.load_pretrained(str(tmp_path / 'cls.pth'))
-    assert sorted(missing) == [f'norm{i}.{p}' for i in range(4) for p in ('bias', 'weight')]
+    assert sorted(missing) == [f'stages.{i}.out_norm.{p}' for i in range(4) for p in ('bias', 'weight')]
     assert sorted(unexpected) == ['head.bias', 'head.weight', 'norm.bias', 'norm.weight']
     for k, v in source.state_dict().items():
-        if not k.startswith('norm'):
+        if '.out_norm.' not in k:
             assert torch.equal(model.state_dict()[k], v), k
     warnings = [r.getMessage() for r in log_records if r.levelno == logging.WARNING]
-    assert any('missing keys' in w and 'norm0.weight' in w for w in warnings)
+    assert any('missing keys' in w and 'stages.0.out_norm.weight' in w for w in warnings)
     assert any('unexpected keys' in w and 'head.weight' in w for w in warnings)
 
 

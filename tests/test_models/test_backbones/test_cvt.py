@@ -8,6 +8,7 @@ from attention_checks import check_auto_attention_choice, check_same_outputs_and
 from backbone_checks import (assert_pyramid, assert_rel_close, check_bad_inputs,
                              check_checkpoint_errors, check_frozen_stages, check_with_cp_same_grads,
                              run_mask_rcnn_step, run_upernet_step)
+from checkpoint_layouts import official_names
 from mmvit_plugin.models import attention as attention_module
 from mmvit_plugin.models.backbones import cvt as cvt_module
 from mmvit_plugin.models.backbones.cvt import CvT, convert_cvt_checkpoint
@@ -51,11 +52,11 @@ def randomise_(model):
 def test_param_counts(arch):
     with torch.device('meta'):
         model = CvT(arch)
-    native = sum(p.numel() for n, p in model.named_parameters() if not n.startswith('stage3.'))
-    extra = sum(p.numel() for p in model.stage3.parameters())
+    native = sum(p.numel() for n, p in model.named_parameters() if not n.startswith('stages.3.'))
+    extra = sum(p.numel() for p in model.stages[3].parameters())
     assert native == OFFICIAL_NATIVE_PARAMS[arch]
     assert extra == EXTRA_STAGE_PARAMS[arch]
-    assert model.stage2.cls_token is not None and model.stage3.cls_token is None
+    assert model.stages[2].cls_token is not None and model.stages[3].cls_token is None
 
 
 def test_cvt13_shapes():
@@ -76,16 +77,16 @@ def test_any_size(size):
 def test_extra_stage_configurable():
     arch = dict(embed_dims=(16, 32, 48, 64), num_heads=(1, 2, 3, 4), depths=(1, 1, 1, 0))
     model = CvT(arch).eval()
-    assert len(model.stage3.blocks) == 0
-    assert sum(p.numel() for p in model.stage3.parameters()) == 48 * 64 * 9 + 64 + 2 * 64
+    assert len(model.stages[3].blocks) == 0
+    assert sum(p.numel() for p in model.stages[3].parameters()) == 48 * 64 * 9 + 64 + 2 * 64
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 64, 64))
     assert [o.shape[1] for o in outs] == [16, 32, 48, 64]
     # The extra stage attends globally at stride 1; the native ones at k/v stride 2.
     arch['depths'] = (1, 1, 1, 2)
     model = CvT(arch)
-    assert model.stage3.blocks[0].attn.conv_proj_k.conv.stride == (1, 1)
-    assert model.stage2.blocks[0].attn.conv_proj_k.conv.stride == (2, 2)
+    assert model.stages[3].blocks[0].attn.conv_proj_k.conv.stride == (1, 1)
+    assert model.stages[2].blocks[0].attn.conv_proj_k.conv.stride == (2, 2)
 
 
 def test_out_indices_skip_unused_stages():
@@ -93,7 +94,7 @@ def test_out_indices_skip_unused_stages():
     outs = model(torch.randn(2, 3, 64, 64))
     assert len(outs) == 1 and outs[0].shape == (2, 32, 8, 8)
     outs[0].sum().backward()
-    assert all(p.grad is None for p in model.stage2.parameters())
+    assert all(p.grad is None for p in model.stages[2].parameters())
     model = small_cvt(out_indices=(0, 3)).eval()
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 64, 64))
@@ -104,16 +105,16 @@ def test_out_indices_skip_unused_stages():
 
 def test_drop_path_schedule():
     model = CvT('13')
-    rates = [getattr(b.drop_path, 'drop_prob', 0.) for b in model.stage2.blocks]
+    rates = [getattr(b.drop_path, 'drop_prob', 0.) for b in model.stages[2].blocks]
     assert rates == torch.linspace(0, 0.1, 10).tolist()  # the official schedule, computed alike
     assert all(getattr(b.drop_path, 'drop_prob', 0.) == 0 for s in (0, 1)
                for b in model.stages[s].blocks)
-    assert model.stage3.blocks[0].drop_path.drop_prob == pytest.approx(0.1)
+    assert model.stages[3].blocks[0].drop_path.drop_prob == pytest.approx(0.1)
     model = small_cvt(drop_path_rate=0.3)
-    assert model.stage2.blocks[1].drop_path.drop_prob == pytest.approx(0.3)
-    assert model.stage3.blocks[0].drop_path.drop_prob == pytest.approx(0.3)
+    assert model.stages[2].blocks[1].drop_path.drop_prob == pytest.approx(0.3)
+    assert model.stages[3].blocks[0].drop_path.drop_prob == pytest.approx(0.3)
     model = small_cvt(drop_path_rate=(0., 0.2, 0., 0.))
-    assert isinstance(model.stage2.blocks[1].drop_path, torch.nn.Identity)
+    assert isinstance(model.stages[2].blocks[1].drop_path, torch.nn.Identity)
     with pytest.raises(ValueError, match='drop path'):
         small_cvt(drop_path_rate=(0.1, 0.2))
 
@@ -137,7 +138,7 @@ def _reference_attention(attn, x, H, W, extra):
 @pytest.mark.numerics
 @pytest.mark.parametrize('extra', [0, 1])
 def test_attention_matches_explicit_reference(extra):
-    block = randomise_(small_cvt()).stage2.blocks[0].eval()
+    block = randomise_(small_cvt()).stages[2].blocks[0].eval()
     H, W = 5, 7
     x = torch.randn(2, extra + H * W, 48)
     with torch.no_grad():
@@ -167,7 +168,7 @@ def test_attention_uses_fused_sdpa(monkeypatch):
 @pytest.mark.numerics
 @pytest.mark.parametrize('extra', [0, 1])
 def test_explicit_attention_matches_reference(extra):
-    block = randomise_(small_cvt(attn_impl='explicit')).stage2.blocks[0].eval()
+    block = randomise_(small_cvt(attn_impl='explicit')).stages[2].blocks[0].eval()
     H, W = 5, 7
     x = torch.randn(2, extra + H * W, 48)
     with torch.no_grad():
@@ -189,7 +190,7 @@ def test_attention_implementations_agree(size):
 def test_attn_impl_is_checked_and_auto_picks_by_device():
     with pytest.raises(ValueError, match="CvT: attn_impl must be one of"):
         small_cvt(attn_impl='flash')
-    assert small_cvt(attn_impl='explicit').stage3.blocks[0].attn.attn_impl == 'explicit'
+    assert small_cvt(attn_impl='explicit').stages[3].blocks[0].attn.attn_impl == 'explicit'
     check_auto_attention_choice(cvt_module, small_cvt)
 
 
@@ -210,12 +211,12 @@ def test_with_cp_act_same_gradients():
 
 
 def test_frozen_stages():
-    prefixes = {-1: ['stage0.patch_embed.'], 0: ['stage0.blocks.'], 1: ['stage1.'],
-                2: ['stage2.'], 3: ['stage3.']}
+    prefixes = {-1: ['stages.0.patch_embed.'], 0: ['stages.0.blocks.'], 1: ['stages.1.'],
+                2: ['stages.2.'], 3: ['stages.3.']}
     check_frozen_stages(small_cvt, prefixes)
     model = small_cvt(frozen_stages=3).train()
-    assert not model.stage2.cls_token.requires_grad
-    assert model.stage3.blocks[0].attn.proj.weight.requires_grad
+    assert not model.stages[2].cls_token.requires_grad
+    assert model.stages[3].blocks[0].attn.proj.weight.requires_grad
 
 
 def _bn_stats(model):
@@ -232,7 +233,7 @@ def test_norm_eval_keeps_bn_statistics():
         assert torch.equal(value, before[key]), key
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and not any(m.training for m in bns)
-    assert model.stage1.blocks[0].norm1.training
+    assert model.stages[1].blocks[0].norm1.training
     # Without norm_eval the statistics move.
     model = small_cvt(norm_eval=False).train()
     before = _bn_stats(model)
@@ -256,8 +257,10 @@ def test_bad_input_and_arch():
 
 def _official_flat_file(model):
     """Our weights laid out as an official CvT release: a flat dict with the official key names
-    (ours are the same), no stride-32 stage, and the classifier's final norm and head."""
-    sd = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith('stage3.')}
+    (``stage{i}`` for our ``stages.{i}``), no stride-32 stage, and the classifier's final norm and
+    head."""
+    sd = official_names({k: v.clone() for k, v in model.state_dict().items()
+                         if not k.startswith('stages.3.')}, 'cvt')
     dims = model.embed_dims[2]
     sd.update({'norm.weight': torch.ones(dims), 'norm.bias': torch.zeros(dims),
                'head.weight': torch.zeros(1000, dims), 'head.bias': torch.zeros(1000)})
@@ -288,12 +291,12 @@ def test_loads_official_flat_release(tmp_path):
     assert not torch.equal(ours[3], ref[3])  # the extra stage is not in the file
     missing, unexpected = model.load_pretrained(str(path))
     assert sorted(missing) == sorted(k for k in source.state_dict()
-                                     if k.startswith('stage3.') and 'num_batches' not in k)
+                                     if k.startswith('stages.3.') and 'num_batches' not in k)
     assert sorted(unexpected) == ['head.bias', 'head.weight', 'norm.bias', 'norm.weight']
     # The same dict through load_state_dict (the pre-hook) and under a DataParallel prefix.
     other = small_cvt().eval()
     result = other.load_state_dict(official, strict=False)
-    assert all(k.startswith('stage3.') for k in result.missing_keys)
+    assert all(k.startswith('stages.3.') for k in result.missing_keys)
     torch.save({'module.' + k: v for k, v in official.items()}, path)
     other.load_pretrained(str(path))
     with torch.no_grad():
@@ -314,7 +317,7 @@ def test_loads_dense_checkpoint_with_backbone_prefix(tmp_path):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_converter_is_identity_and_idempotent():
+def test_converter_passes_our_layout_through_and_is_idempotent():
     sd = small_cvt().state_dict()
     once = convert_cvt_checkpoint(sd)
     assert list(once) == list(sd) and all(once[k] is sd[k] for k in sd)
@@ -324,7 +327,7 @@ def test_converter_is_identity_and_idempotent():
 def test_checkpoint_errors(tmp_path):
     model = small_cvt()
     other = {'layers.0.blocks.0.attn.qkv.weight': torch.zeros(48, 16)}
-    wrong = {k: torch.zeros(3, *v.shape[1:]) if k == 'stage0.patch_embed.proj.weight' else v
+    wrong = {k: torch.zeros(3, *v.shape[1:]) if k == 'stages.0.patch_embed.proj.weight' else v
              for k, v in model.state_dict().items()}
     check_checkpoint_errors(model, tmp_path, other, wrong)
 

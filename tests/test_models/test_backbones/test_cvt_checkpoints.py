@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from backbone_checks import rel_err
-from checkpoint_layouts import assert_same_features, features, load_three_ways, randomize
+from checkpoint_layouts import (assert_same_features, features, load_three_ways, official_names,
+                                randomize)
 from mmvit_plugin.models.backbones.conversion import (CVT_HF_CLASSIFIER as HF_CLASSIFIER,
                                                      CVT_HF_MODEL as HF_MODEL,
-                                                     CVT_OFFICIAL as OFFICIAL)
+                                                     CVT_OFFICIAL as OFFICIAL, CVT_OURS as OURS)
 from mmvit_plugin.models.backbones.cvt import CvT, convert_cvt_checkpoint, cvt_checkpoint_layout
 from mmvit_plugin.models.layers import QuickGELU
 
@@ -68,7 +69,7 @@ def test_hugging_face_cvt(tmp_path, cls_name):
     ours = load_three_ways(build, path, 'cvt', tmp_path, repr(ARCH))
     missing, unexpected = build().load_state_dict(convert_cvt_checkpoint(theirs.state_dict()),
                                                   strict=False)
-    assert all(k.startswith('stage3.') for k in missing)  # our stride-32 stage only
+    assert all(k.startswith('stages.3.') for k in missing)  # our stride-32 stage only
     assert all(k.startswith(('norm.', 'head.')) for k in unexpected)
     x = torch.randn(1, 3, *ODD_SIZES[0])
     gelu_error = max(rel_err(a, b) for a, b in zip(features(ours, x)[:3], hf_features(theirs, x)))
@@ -79,10 +80,13 @@ def test_hugging_face_cvt(tmp_path, cls_name):
         assert_same_features(features(ours, x)[:3], hf_features(theirs, x), f'{cls_name} {size}')
 
 
-def test_official_layout_passes_through_and_conversion_is_idempotent():
+def test_official_layout_is_renamed_and_conversion_is_idempotent():
     own = build().state_dict()
-    assert cvt_checkpoint_layout(own) == OFFICIAL
+    assert cvt_checkpoint_layout(own) == OURS
     assert convert_cvt_checkpoint(own).keys() == own.keys()
+    official = official_names(own, 'cvt')  # also what release 0.1 of ours wrote
+    assert cvt_checkpoint_layout(official) == OFFICIAL
+    assert list(convert_cvt_checkpoint(official)) == list(own)
     once = convert_cvt_checkpoint(hf_cvt('CvtModel').state_dict())
-    assert cvt_checkpoint_layout(once) == OFFICIAL
+    assert cvt_checkpoint_layout(once) == OURS
     assert convert_cvt_checkpoint(once).keys() == once.keys()

@@ -8,7 +8,10 @@ import torch.nn.functional as F
 from backbone_checks import (assert_pyramid, assert_rel_close, check_bad_inputs,
                              check_checkpoint_errors, check_frozen_stages, check_with_cp_same_grads,
                              run_mask_rcnn_step, run_upernet_step)
-from mmvit_plugin.models.backbones.mpvit import MPViT, convert_mpvit_checkpoint
+from checkpoint_layouts import official_names
+from mmvit_plugin.models.backbones.conversion import MPVIT_OURS, MPVIT_OURS_0_1
+from mmvit_plugin.models.backbones.mpvit import (MPViT, convert_mpvit_checkpoint,
+                                                 mpvit_checkpoint_layout)
 from mmvit_plugin.checkpoint import CheckpointError
 
 # Parameter counts of the official dense backbone, measured by building the official module; the
@@ -98,7 +101,7 @@ def _reference_attention(attn, crpe, x, size):
 def test_factorized_attention_matches_per_head_reference():
     torch.manual_seed(0)
     model = randomize(small_mpvit())
-    encoder = model.mhca_stages[1].mhca_blks[2]
+    encoder = model.stages[1].mhca_blks[2]
     attn = encoder.MHCA_layers[0].factoratt_crpe
     size = (7, 9)
     x = torch.randn(2, 63, 24)
@@ -125,7 +128,7 @@ def test_with_cp_same_gradients():
 def test_with_cp_setting_reaches_the_mlps(with_cp):
     model = small_mpvit(with_cp=with_cp)
     assert model.with_cp == with_cp
-    mlps = [layer.mlp for stage in model.mhca_stages for encoder in stage.mhca_blks
+    mlps = [layer.mlp for stage in model.stages for encoder in stage.mhca_blks
             for layer in encoder.MHCA_layers]
     assert mlps and all(mlp.recompute_act == (with_cp == 'act') for mlp in mlps)
 
@@ -136,7 +139,7 @@ def test_with_cp_act_same_gradients():
 
 def test_frozen_stages():
     prefixes = {-1: ['stem.']}
-    prefixes.update({i: [f'patch_embed_stages.{i}.', f'mhca_stages.{i}.'] for i in range(4)})
+    prefixes.update({i: [f'stages.{i}.'] for i in range(4)})
     check_frozen_stages(small_mpvit, prefixes)
 
 
@@ -146,7 +149,7 @@ def test_norm_cfg_and_norm_eval():
     assert bns and all(isinstance(m, nn.SyncBatchNorm) for m in bns)
     model.train()
     assert all(not m.training for m in bns)
-    assert model.mhca_stages[0].mhca_blks[0].MHCA_layers[0].training
+    assert model.stages[0].mhca_blks[0].MHCA_layers[0].training
     before = [m.running_mean.clone() for m in bns]
     model(torch.randn(2, 3, 40, 40))
     assert all(torch.equal(b, m.running_mean) for b, m in zip(before, bns))
@@ -193,9 +196,9 @@ def _shared_key_copies(state_dict, num_layers):
 
 
 def _official_state(model, classification):
-    """Our weights laid out as an official file: shared encodings repeated under every layer, plus
-    the classifier for classification releases."""
-    own = model.state_dict()
+    """Our weights laid out as an official file: official names, shared encodings repeated under
+    every layer, plus the classifier for classification releases."""
+    own = official_names(model.state_dict(), 'mpvit')
     state = {}
     for key, value in own.items():  # the official order: encoder-level copy first, then layers
         state[key] = value.clone()
@@ -216,6 +219,10 @@ def test_converter_dedups_and_is_idempotent():
     assert all(torch.equal(converted[k], own[k]) for k in own)
     assert convert_mpvit_checkpoint(converted).keys() == own.keys()
     assert convert_mpvit_checkpoint(own).keys() == own.keys()
+    assert mpvit_checkpoint_layout(own) == MPVIT_OURS
+    release_0_1 = official_names(own, 'mpvit')  # the official lists, each encoding stored once
+    assert mpvit_checkpoint_layout(release_0_1) == MPVIT_OURS_0_1
+    assert convert_mpvit_checkpoint(release_0_1).keys() == own.keys()
     # A file holding only the per-layer copies (no encoder-level key) still loads them.
     only_copies = {k: v for k, v in official.items()
                    if not re.match(r'.*mhca_blks\.\d+\.(cpe|crpe)\.', k)}

@@ -6,6 +6,7 @@ import torch
 from backbone_checks import (assert_pyramid, assert_rel_close, check_bad_inputs,
                              check_checkpoint_errors, check_frozen_stages, check_with_cp_same_grads,
                              run_mask_rcnn_step, run_upernet_step)
+from checkpoint_layouts import official_names
 from mmvit_plugin.models.backbones.swin import (Swin, convert_swin_checkpoint,
                                                 resize_relative_position_bias_table,
                                                 shift_window_mask, window_token_indices)
@@ -44,7 +45,7 @@ def test_out_indices_and_window():
     model = small_swin(out_indices=(1, 3), window_size=12).eval()
     outs = model(torch.randn(1, 3, 70, 50))
     assert [o.shape[1] for o in outs] == [48, 192]
-    assert not hasattr(model, 'norm0') and hasattr(model, 'norm3')
+    assert model.stages[0].out_norm is None and model.stages[3].out_norm is not None
     with pytest.raises(ValueError, match='out_indices'):
         small_swin(out_indices=(4, ))
 
@@ -74,8 +75,7 @@ def test_with_cp_same_gradients():
 
 
 def test_frozen_stages():
-    prefixes = {-1: ['patch_embed.'], 0: ['layers.0.', 'norm0.'], 1: ['layers.1.', 'norm1.'],
-                2: ['layers.2.', 'norm2.'], 3: ['layers.3.', 'norm3.']}
+    prefixes = {-1: ['patch_embed.'], **{i: [f'stages.{i}.'] for i in range(4)}}
     check_frozen_stages(small_swin, prefixes)
 
 
@@ -90,14 +90,15 @@ def test_bad_input_and_arch():
 
 
 def _official_classification(model):
-    """Our weights laid out as an official classification release: derived buffers, final norm and
-    head instead of the dense norm0..3."""
-    sd = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith('norm')}
+    """Our weights laid out as an official classification release: official names, derived
+    buffers, final norm and head instead of the dense norm0..3."""
+    sd = {k: v.clone() for k, v in model.state_dict().items() if '.out_norm.' not in k}
     for name, module in model.named_modules():
         if hasattr(module, 'relative_position_index'):
             sd[f'{name}.relative_position_index'] = module.relative_position_index.clone()
         if name.endswith('blocks.1'):
             sd[f'{name}.attn_mask'] = torch.zeros(4, 49, 49)
+    sd = official_names(sd, 'swin')
     sd['norm.weight'] = torch.ones(192)
     sd['norm.bias'] = torch.zeros(192)
     sd['head.weight'] = torch.zeros(1000, 192)
@@ -113,10 +114,10 @@ def test_loads_classification_release(tmp_path):
     model = small_swin(init_cfg=dict(type='Pretrained', checkpoint=str(path))).eval()
     model.init_weights()
     for key, value in source.state_dict().items():
-        if not key.startswith('norm'):
+        if '.out_norm.' not in key:
             assert torch.equal(model.state_dict()[key], value), key
     missing, unexpected = model.load_pretrained(str(path))
-    assert sorted(missing) == sorted(k for k in source.state_dict() if k.startswith('norm'))
+    assert sorted(missing) == sorted(k for k in source.state_dict() if '.out_norm.' in k)
     assert sorted(unexpected) == ['head.bias', 'head.weight', 'norm.bias', 'norm.weight']
 
 
@@ -149,7 +150,7 @@ def test_window_size_change_resizes_tables(tmp_path):
     torch.save({'model': source.state_dict()}, path)
     model = small_swin(window_size=12)
     model.load_pretrained(str(path))
-    table = model.layers[0].blocks[0].attn.relative_position_bias_table
+    table = model.stages[0].blocks[0].attn.relative_position_bias_table
     assert table.shape == (23 * 23, 1)
     # Bicubic resizing keeps a constant table constant.
     const = torch.full((13 * 13, 3), 0.5)
@@ -188,7 +189,7 @@ def _dense_reference(model, x):
     x = model.patch_embed(x)
     w = model.window_size
     outs = []
-    for i, stage in enumerate(model.layers):
+    for i, stage in enumerate(model.stages):
         for blk in stage.blocks:
             attn, s = blk.attn, blk.shift_size
             y, pads = pad_to_multiple(blk.norm1(x), (w, w))
@@ -213,7 +214,7 @@ def _dense_reference(model, x):
             x = x + crop_padding(out, pads)
             x = x + blk.mlp(blk.norm2(x))
         if i in model.out_indices:
-            outs.append(getattr(model, f'norm{i}')(x).permute(0, 3, 1, 2))
+            outs.append(stage.out_norm(x).permute(0, 3, 1, 2))
         if stage.downsample is not None:
             x = stage.downsample(x)
     return outs
@@ -294,12 +295,12 @@ def test_attention_implementations_agree(size):
 def test_attn_impl_is_checked_and_auto_picks_by_device():
     with pytest.raises(ValueError, match="attn_impl must be one of"):
         small_swin(attn_impl='flash')
-    attn = small_swin(attn_impl='auto').layers[0].blocks[0].attn
+    attn = small_swin(attn_impl='auto').stages[0].blocks[0].attn
     assert not attn.uses_sdpa(torch.zeros(1, device='cpu'))
     on = lambda device: SimpleNamespace(device=torch.device(device))  # noqa: E731
     assert attn.uses_sdpa(on('cuda')) and not attn.uses_sdpa(on('cpu'))
-    assert small_swin(attn_impl='sdpa').layers[0].blocks[0].attn.uses_sdpa(on('cpu'))
-    assert not small_swin(attn_impl='explicit').layers[0].blocks[0].attn.uses_sdpa(on('cuda'))
+    assert small_swin(attn_impl='sdpa').stages[0].blocks[0].attn.uses_sdpa(on('cpu'))
+    assert not small_swin(attn_impl='explicit').stages[0].blocks[0].attn.uses_sdpa(on('cuda'))
 
 
 @pytest.mark.parametrize('height, width, shift', [(9, 13, 0), (9, 13, 3), (7, 7, 3), (4, 5, 3), (14, 21, 3)])

@@ -10,13 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from checkpoint_layouts import (assert_same_features, features, load_three_ways, randomize,
-                                save_safetensors)
+from checkpoint_layouts import (assert_same_features, features, load_three_ways, official_names,
+                                randomize, save_safetensors)
 from mmvit_plugin.checkpoint import CheckpointError
 from mmvit_plugin.models.backbones.conversion import (SWIN_HF_BACKBONE as HF_BACKBONE,
                                                      SWIN_HF_CLASSIFIER as HF_CLASSIFIER,
                                                      SWIN_HF_MODEL as HF_MODEL,
                                                      SWIN_OFFICIAL_CLS as OFFICIAL_CLS,
+                                                     SWIN_OFFICIAL_DENSE as OFFICIAL_DENSE,
                                                      SWIN_OPENMMLAB as OPENMMLAB, SWIN_TIMM as TIMM,
                                                      unfold_to_concat_order)
 from mmvit_plugin.models.backbones.swin import Swin, convert_swin_checkpoint, swin_checkpoint_layout
@@ -38,7 +39,7 @@ def with_norms(model, levels):
     classifiers have no output norms; ours stay at whatever they are)."""
     out = []
     for i, x in enumerate(levels):
-        norm = getattr(model, f'norm{i}')
+        norm = model.stages[i].out_norm
         x = F.layer_norm(x.permute(0, 2, 3, 1), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
         out.append(x.permute(0, 3, 1, 2))
     return out
@@ -169,10 +170,14 @@ def test_converter_is_idempotent_and_keeps_official_files():
     model = build()
     own = model.state_dict()
     assert convert_swin_checkpoint(own).keys() == own.keys()
-    classification = {k: v for k, v in own.items() if not k.startswith('norm')}
+    backbone = {k: v for k, v in own.items() if '.out_norm.' not in k}
+    classification = official_names(backbone, 'swin')
     classification.update({'norm.weight': torch.ones(128), 'head.weight': torch.zeros(10, 128)})
     assert swin_checkpoint_layout(classification) == OFFICIAL_CLS
-    assert convert_swin_checkpoint(classification).keys() == classification.keys()
+    assert list(convert_swin_checkpoint(classification)) == list(backbone) + ['norm.weight', 'head.weight']
+    dense = official_names(own, 'swin')  # also what release 0.1 of ours wrote
+    assert swin_checkpoint_layout(dense) == OFFICIAL_DENSE
+    assert sorted(convert_swin_checkpoint(dense)) == sorted(own)
     timm_state = timm_swin().state_dict()
     once = convert_swin_checkpoint(timm_state)
     assert convert_swin_checkpoint(once).keys() == once.keys()
