@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from mmvit_plugin.checkpoint import CheckpointError
+from mmvit_plugin.numerics import relative_error
 from mmvit_plugin.testing import random_det_batch, random_seg_batch
 
 
@@ -24,22 +25,15 @@ SMALL_ARCHS = {
 
 
 def rel_err(actual: torch.Tensor, expected: torch.Tensor, scale: Optional[float] = None) -> float:
-    """``max|actual - expected| / scale``, ``scale`` by default ``max|expected|``.
+    """:func:`mmvit_plugin.numerics.relative_error` (``max|actual - expected| / scale``, ``scale``
+    by default ``max|expected|``, in float64), with the shapes asserted equal.
 
     Rounding differences between machines (another ISA's kernels, another thread count: another
     summation order) are a fraction of the magnitudes summed, so a tolerance only means the same
     thing on every machine relative to the values' scale; a bare atol fails wherever values are
-    large (gradients reach 1e2) and is vacuous where they are small. Computed in float64."""
+    large (gradients reach 1e2) and is vacuous where they are small."""
     assert actual.shape == expected.shape, (tuple(actual.shape), tuple(expected.shape))
-    if not expected.numel():
-        return 0.
-    expected = expected.detach().double()
-    diff = (actual.detach().double() - expected).abs().max().item()
-    if scale is None:
-        scale = expected.abs().max().item()
-    if scale == 0:  # an all-zero reference: only zeros match
-        return 0. if diff == 0 else math.inf
-    return diff / scale
+    return relative_error(actual, expected, 'max', scale)
 
 
 def assert_rel_close(actual: torch.Tensor, expected: torch.Tensor, tol: float, what: str = '',
