@@ -1,4 +1,5 @@
-"""Building what runs a config: mmengine's Runner (distributed over gloo on CPU when there is no
+"""Building what runs a config: mmengine's Runner, or its FlexibleRunner when the config sets
+``runner_type='FlexibleRunner'`` (FSDP, DeepSpeed; distributed over gloo on CPU when there is no
 GPU), or the bare model; either way a neck or head wired for other channels than the backbone
 returns is an error naming the config entry."""
 import importlib
@@ -38,9 +39,26 @@ def build_runner(cfg: Any) -> Any:
     from mmengine.runner import Runner
     import mmvit_plugin  # noqa: F401  (registers our hooks even when custom_imports is absent)
     from mmvit_plugin.engine import setup_cpu_distributed
+    from mmvit_plugin.engine.fsdp import is_fsdp_config
+    if is_fsdp_config(cfg) and cfg.get('launcher', 'none') == 'none':
+        raise SystemExit(
+            'error: this config trains with FlexibleRunner and FSDPStrategy, which shards the '
+            'model over a torch.distributed process group: start it with a launcher, e.g. '
+            'tools/dist_train.sh CONFIG NUM_GPUS (1 works too), or tools/train.py CONFIG '
+            '--launcher pytorch under torchrun. To run without FSDP, use the config it inherits '
+            '(the same name without _fsdp).')
     setup_cpu_distributed(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    check_channels(runner.model)
+    if isinstance(runner.model, nn.Module):
+        check_channels(runner.model)
+    else:  # FlexibleRunner builds the model when it runs: check it then, before any wrapping
+        build = runner.strategy.build_model
+
+        def build_and_check(model: Any) -> nn.Module:
+            model = build(model)
+            check_channels(model)
+            return model
+        runner.strategy.build_model = build_and_check
     return runner
 
 

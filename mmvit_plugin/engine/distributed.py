@@ -18,8 +18,8 @@ def setup_cpu_distributed(cfg: Config) -> bool:
 
     Does nothing, and returns False, for single-process runs (``cfg.launcher == 'none'``) and when
     CUDA is available. Otherwise initialises torch.distributed with gloo from the ``torchrun``
-    environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), makes the DDP wrapper CPU-friendly
-    and returns True.
+    environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), makes the DDP wrapper (and a
+    FlexibleRunner's FSDP or DDP strategy) CPU-friendly and returns True.
 
     Raises:
         RuntimeError: for launchers other than ``pytorch`` without a GPU.
@@ -41,6 +41,8 @@ def setup_cpu_distributed(cfg: Config) -> bool:
         kwargs = {} if timeout is None else dict(timeout=timedelta(seconds=timeout))
         dist.init_process_group(backend='gloo', **kwargs)
 
+    from .fsdp import cpu_strategy
+    cpu_strategy(cfg)  # FlexibleRunner's strategies: FSDP / DDP on CPU
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel', broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))

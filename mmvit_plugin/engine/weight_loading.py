@@ -98,41 +98,70 @@ def _module_of(key: str) -> str:
     return key.split('.', 1)[0] if '.' in key else key
 
 
-def fit_of(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> Tuple[Fit, 'OrderedDict[str, torch.Tensor]']:
-    """How ``state_dict`` fits ``model``, nothing copied, and the state dict as loading sees it.
+@dataclass
+class ModelLayout:
+    """What the fit rule reads of a model: the shape of every state-dict entry, and the
+    ``load_state_dict`` pre-hooks of its modules by module name (our backbones convert foreign key
+    layouts there). :meth:`of` takes it from a plain model; a sharding wrapper (FSDP) takes it
+    before it flattens the parameters (:mod:`mmvit_plugin.engine.fsdp`)."""
+
+    shapes: Dict[str, Tuple[int, ...]]
+    pre_hooks: List[Tuple[str, Any]]
+
+    @classmethod
+    def of(cls, model: nn.Module) -> 'ModelLayout':
+        return cls(shapes={k: tuple(getattr(v, 'shape', ())) for k, v in model.state_dict().items()
+                           if not _IGNORED.search(k)},
+                   pre_hooks=[(name, hook) for name, module in model.named_modules()
+                              for hook in module._load_state_dict_pre_hooks.values()])
+
+
+def fit_of(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
+           layout: Optional[ModelLayout] = None) -> Tuple[Fit, 'OrderedDict[str, torch.Tensor]']:
+    """How ``state_dict`` fits ``model`` (or ``layout``, when given), nothing copied, and the state
+    dict as loading sees it.
 
     Loading runs every module's ``load_state_dict`` pre-hooks first (our backbones convert foreign
     key layouts there); they run here on a copy, so the keys compared are the converted ones.
     """
+    layout = layout or ModelLayout.of(model)
     converted: 'OrderedDict[str, torch.Tensor]' = OrderedDict(state_dict)
     metadata = getattr(state_dict, '_metadata', None)
     if metadata is not None:
         converted._metadata = metadata  # type: ignore[attr-defined]
-    for name, module in model.named_modules():
+    for name, hook in layout.pre_hooks:
         prefix = f'{name}.' if name else ''
         local_metadata = {} if metadata is None else metadata.get(name, {})
-        for hook in module._load_state_dict_pre_hooks.values():
-            hook(converted, prefix, local_metadata, True, [], [], [])
-    own = {k: v for k, v in model.state_dict().items() if not _IGNORED.search(k)}
+        hook(converted, prefix, local_metadata, True, [], [], [])
+    return fit_against(layout.shapes, converted), converted
+
+
+def fit_against(shapes: Mapping[str, Tuple[int, ...]], state_dict: Mapping[str, Any]) -> Fit:
+    """How ``state_dict`` fills a model whose entries have ``shapes`` (key -> shape)."""
+    own = {k: tuple(v) for k, v in shapes.items() if not _IGNORED.search(k)}
     fit = Fit(total=len(own))
-    for key, value in converted.items():
+    for key, value in state_dict.items():
         if _IGNORED.search(key):
             continue
         if key not in own:
             fit.unexpected.append(key)
-        elif isinstance(value, torch.Tensor) and value.shape != own[key].shape:
-            fit.mismatched[key] = (tuple(value.shape), tuple(own[key].shape))
-    fit.missing = [k for k in own if k not in converted]
-    return fit, converted
+        elif hasattr(value, 'size') and tuple(value.size()) != own[key]:
+            fit.mismatched[key] = (tuple(value.size()), own[key])
+    fit.missing = [k for k in own if k not in state_dict]
+    return fit
 
 
 def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], purpose: Purpose,
-                 source: Optional[str] = None, strict: bool = False) -> Fit:
+                 source: Optional[str] = None, strict: bool = False,
+                 layout: Optional[ModelLayout] = None) -> Fit:
     """Load ``state_dict`` into ``model`` under ``purpose``'s rule (module docstring).
 
     The rule is checked before anything is copied, so a refused file leaves the model as it was;
     then what torch actually filled is checked once more. Wrong-shaped tensors are never copied.
     ``strict=True`` (a caller of mmengine asking for it) also refuses unexpected keys.
+    ``layout``: the plain model's :class:`ModelLayout` when ``model`` is a sharding wrapper that
+    loads whole-model state dicts itself (FSDP with a full state dict); the state dict is then
+    loaded through the wrapper, not into the module it wraps.
 
     Returns:
         The :class:`Fit` of the load; a warning lists what was left at its init or ignored.
@@ -142,22 +171,37 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], purpo
     """
     if purpose not in PURPOSES:
         raise ValueError(f'load purpose must be one of {PURPOSES}, got {purpose!r}')
-    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
-        model = model.module  # as mmengine loads: into the wrapped model (DDP, test-time aug)
+    if layout is None:
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+            model = model.module  # as mmengine loads: into the wrapped model (DDP, test-time aug)
+        shown = model
+    else:
+        shown = getattr(model, 'module', model)  # named in messages: what the wrapper wraps
     source = source or _source.get() or 'the checkpoint'
-    fit, converted = fit_of(model, state_dict)
-    _enforce(model, state_dict, fit, purpose, source, strict)
+    fit, converted = fit_of(model, state_dict, layout)
+    _enforce(shown, state_dict, fit, purpose, source, strict)
     loadable: 'OrderedDict[str, torch.Tensor]' = OrderedDict(
         (k, v) for k, v in converted.items() if k not in fit.mismatched)
     if hasattr(converted, '_metadata'):
         loadable._metadata = converted._metadata  # type: ignore[attr-defined]
     result = model.load_state_dict(loadable, strict=False)
-    fit.missing = [k for k in result.missing_keys
+    fit.missing = [k for k in map(_plain_key, result.missing_keys)
                    if k not in fit.mismatched and not _IGNORED.search(k)]
-    fit.unexpected = [k for k in result.unexpected_keys if not _IGNORED.search(k)]
-    _enforce(model, state_dict, fit, purpose, source, strict)
-    _report(model, fit, source)
+    fit.unexpected = [k for k in map(_plain_key, result.unexpected_keys) if not _IGNORED.search(k)]
+    _enforce(shown, state_dict, fit, purpose, source, strict)
+    _report(shown, fit, source)
     return fit
+
+
+#: What FSDP and activation-checkpoint wrappers insert into the names of the modules they wrap.
+_WRAPPER_PREFIXES = ('_fsdp_wrapped_module.', '_checkpoint_wrapped_module.')
+
+
+def _plain_key(key: str) -> str:
+    """``key`` as the plain model names it (a wrapper's missing keys carry its prefixes)."""
+    for prefix in _WRAPPER_PREFIXES:
+        key = key.replace(prefix, '')
+    return key
 
 
 def _enforce(model: nn.Module, state_dict: Mapping[str, torch.Tensor], fit: Fit, purpose: Purpose,

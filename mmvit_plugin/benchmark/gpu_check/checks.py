@@ -8,6 +8,13 @@ Steps (each is timed and recorded; a failing step does not stop the others):
     torch, CUDA, cuDNN, the GPU, mmcv (and the CUDA its ops were compiled with), mmseg, mmdet.
 ``mmcv_ops``
     ``nms`` and ``roi_align`` (forward and backward) on the device against the CPU.
+``ms_deform_attn``
+    mmcv's multi-scale deformable attention (Mask2Former's pixel decoder, DINO) at Mask2Former's
+    shapes for a 512x512 image (3 levels, 8 heads, 4 points): forward and the gradients of value,
+    sampling locations and attention weights, on the device by the CUDA op
+    (``MultiScaleDeformableAttnFunction``) and by mmcv's PyTorch path
+    (``multi_scale_deformable_attn_pytorch``), each against the PyTorch path in float64 on the CPU
+    (within :data:`MS_DEFORM_ATTN_TOLERANCE`); off CUDA only the PyTorch path runs.
 ``attn_switch``
     each backbone with ``attn_impl``: ``'explicit'`` and ``'sdpa'`` give the same outputs and
     gradients in fp32 (within :data:`ATTN_SWITCH_TOLERANCE`; the relative errors here are
@@ -87,6 +94,11 @@ OUTPUT_TOLERANCE = {
 }
 #: 'explicit' vs 'sdpa' attention in fp32: largest relative error of outputs and gradients.
 ATTN_SWITCH_TOLERANCE = 1e-4
+#: fp32 vs float64 reference, largest relative error (max norm) of the output and of each gradient
+#: of multi-scale deformable attention. The CUDA op's backward accumulates with atomics (order
+#: varies); measured on CPU (PyTorch path, fp32, 512x512 shapes): 1.4e-6 output, <= 1.9e-6
+#: gradients (CUDA op: not yet run on a GPU).
+MS_DEFORM_ATTN_TOLERANCE = 1e-4
 #: A GradScaler starts at 2**16 and halves after a step with inf/NaN gradients; this many skipped
 #: steps in a row (scale down to 2**10) means the fp16 gradients are not finite at any usable scale.
 MAX_SKIPPED_STEPS = 6
@@ -125,6 +137,7 @@ class Settings:
     memory_runs: int = 3
     upernet_size: Size = (512, 512)
     mask_rcnn_size: Size = (800, 1333)
+    ms_deform_attn_size: Size = (512, 512)
     multiscale_scale: float = 1.0
     multiscale_sizes: int = 8
     multiscale_rounds: int = 2
@@ -149,6 +162,7 @@ def make_settings(device: torch.device, quick: bool, benchmark_timeout_s: int = 
     return Settings(device, quick, backbone_size=(64, 64), memory_size=(64, 96), memory_runs=1,
                     multiscale_scale=0.125, multiscale_sizes=3, multiscale_rounds=1,
                     upernet_size=(64, 64), mask_rcnn_size=(128, 128),
+                    ms_deform_attn_size=(64, 96),
                     benchmark_models=('swin:tiny', 'mmseg-swin:tiny'), benchmark_sizes=('64x64', ),
                     benchmark_modes=('forward', ), benchmark_runs=1, benchmark_warmup=0,
                     benchmark_timeout_s=benchmark_timeout_s, benchmark_threads=1)
@@ -297,6 +311,93 @@ def step_mmcv_ops(settings: Settings) -> Dict[str, Any]:
                 f'outputs by {out_error:.3g}, feature gradients by {grad_error:.3g}')
         results[f'roi_align_sr{sampling_ratio}_max_abs_diff'] = dict(output=out_error,
                                                                     grad=grad_error)
+    return results
+
+
+def ms_deform_attn_inputs(size: Size, generator: torch.Generator, batch: int = 2,
+                          num_heads: int = 8, head_dims: int = 32, num_points: int = 4
+                          ) -> Dict[str, torch.Tensor]:
+    """Random float64 inputs of multi-scale deformable attention as Mask2Former's pixel decoder
+    gives them for an image of ``size``: levels at strides 8, 16, 32, every pixel a query, sampling
+    locations around each query's own position (some beyond the border, where sampling reads
+    zeros), softmax attention weights."""
+    shapes = torch.tensor([[-(-size[0] // s), -(-size[1] // s)] for s in (8, 16, 32)])
+    num_keys = int(shapes.prod(1).sum())
+    level_start = torch.cat([shapes.new_zeros(1), shapes.prod(1).cumsum(0)[:-1]])
+    value = torch.randn(batch, num_keys, num_heads, head_dims, generator=generator,
+                        dtype=torch.float64)
+    centres = torch.rand(batch, num_keys, 1, 1, 1, 2, generator=generator, dtype=torch.float64)
+    offsets = 0.1 * torch.randn(batch, num_keys, num_heads, len(shapes), num_points, 2,
+                                generator=generator, dtype=torch.float64)
+    weights = torch.randn(batch, num_keys, num_heads, len(shapes) * num_points,
+                          generator=generator, dtype=torch.float64).softmax(-1)
+    # Bilinear sampling's gradient jumps where a location crosses a pixel centre: keep every
+    # location at least 1 % of a pixel away from one, so that fp32 rounding cannot move it across.
+    extent = shapes.flip(1).to(torch.float64).view(1, 1, 1, -1, 1, 2)  # (W, H) per level
+    pixels = (centres + offsets) * extent - 0.5
+    pixels = pixels.floor() + (pixels - pixels.floor()).clamp(0.01, 0.99)
+    # inputs exactly representable in fp32, so every path starts from the same numbers
+    return {k: (v.float().double() if v.is_floating_point() else v) for k, v in dict(
+        value=value, shapes=shapes, level_start=level_start, locations=(pixels + 0.5) / extent,
+        weights=weights.view(batch, num_keys, num_heads, len(shapes), num_points)).items()}
+
+
+def ms_deform_attn_paths(device: torch.device) -> Dict[str, Callable[..., torch.Tensor]]:
+    """The implementations of multi-scale deformable attention that run on ``device``, by name:
+    mmcv's PyTorch path everywhere, its CUDA op on a GPU (as ``MultiScaleDeformableAttention``
+    picks it for CUDA tensors)."""
+    from mmcv.ops.multi_scale_deform_attn import (MultiScaleDeformableAttnFunction,
+                                                  multi_scale_deformable_attn_pytorch)
+    paths: Dict[str, Callable[..., torch.Tensor]] = {
+        'pytorch': lambda value, shapes, level_start, locations, weights:
+            multi_scale_deformable_attn_pytorch(value, shapes, locations, weights)}
+    if device.type == 'cuda':
+        paths['cuda_op'] = lambda value, shapes, level_start, locations, weights: \
+            MultiScaleDeformableAttnFunction.apply(value, shapes, level_start, locations,
+                                                   weights, 64)
+    return paths
+
+
+def ms_deform_attn_run(path: Callable[..., torch.Tensor], inputs: Dict[str, torch.Tensor],
+                       device: torch.device, dtype: torch.dtype,
+                       grad_out: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Output and gradients (value, sampling locations, attention weights) of one path, on the
+    CPU in float64 for comparison."""
+    leaves = {k: inputs[k].detach().to(device, dtype, copy=True).requires_grad_()
+              for k in ('value', 'locations', 'weights')}
+    out = path(leaves['value'], inputs['shapes'].to(device), inputs['level_start'].to(device),
+               leaves['locations'], leaves['weights'])
+    out.backward(grad_out.to(device, dtype))
+    result = {'output': out.detach()}
+    result.update({f'grad_{k}': v.grad for k, v in leaves.items()})
+    return {k: v.to('cpu', torch.float64) for k, v in result.items()}
+
+
+def step_ms_deform_attn(settings: Settings) -> Dict[str, Any]:
+    """mmcv's multi-scale deformable attention on the device (CUDA op and PyTorch path) against
+    the PyTorch path in float64 on the CPU: output and the three gradients."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = ms_deform_attn_inputs(settings.ms_deform_attn_size, generator)
+    batch, num_keys, num_heads, head_dims = inputs['value'].shape
+    grad_out = torch.randn(batch, num_keys, num_heads * head_dims, generator=generator,
+                           dtype=torch.float64)
+    paths = ms_deform_attn_paths(settings.device)
+    reference = ms_deform_attn_run(paths['pytorch'], inputs, torch.device('cpu'), torch.float64,
+                                   grad_out)
+    results: Dict[str, Any] = dict(size=list(settings.ms_deform_attn_size),
+                                   levels=inputs['shapes'].tolist(), queries=num_keys,
+                                   tolerance=MS_DEFORM_ATTN_TOLERANCE)
+    failures = []
+    for name, path in paths.items():
+        run = ms_deform_attn_run(path, inputs, settings.device, torch.float32, grad_out)
+        errors = {k: relative_error(run[k], reference[k]) for k in reference}
+        results[name] = errors
+        bad = {k: v for k, v in errors.items() if not v < MS_DEFORM_ATTN_TOLERANCE}
+        if bad:
+            failures.append(f'{name} on {settings.device}: ' + ', '.join(
+                f'{k} {v:.3g}' for k, v in bad.items()))
+    require(not failures, 'multi-scale deformable attention (fp32) differs from the float64 '
+            f'reference beyond {MS_DEFORM_ATTN_TOLERANCE:g}: ' + '; '.join(failures), results)
     return results
 
 
@@ -607,6 +708,7 @@ def step_benchmark(settings: Settings) -> Dict[str, Any]:
 STEPS: Dict[str, Callable[[Settings], Dict[str, Any]]] = {
     'environment': step_environment,
     'mmcv_ops': step_mmcv_ops,
+    'ms_deform_attn': step_ms_deform_attn,
     'attn_switch': step_attn_switch,
     'backbones': step_backbones,
     'memory': step_memory,

@@ -83,6 +83,20 @@ def markdown_report(report: Dict[str, Any]) -> str:
             else:
                 lines.append(f'| {name} | {row} | |')
 
+    deform = steps.get('ms_deform_attn', {}).get('result')
+    if deform:
+        paths = [k for k in ('cuda_op', 'pytorch') if isinstance(deform.get(k), dict)]
+        lines += ['', '## Multi-scale deformable attention (fp32) vs float64 reference', '',
+                  f"Mask2Former's shapes for {'x'.join(map(str, deform['size']))}: levels "
+                  f"{deform['levels']}, {deform['queries']} queries; relative error (max), "
+                  f"tolerance {deform['tolerance']:g}.", '',
+                  '| path | output | grad value | grad locations | grad weights |',
+                  '|---|---|---|---|---|']
+        for path in paths:
+            row = deform[path]
+            lines.append(f"| {path} | {row['output']:.2e} | {row['grad_value']:.2e} | "
+                         f"{row['grad_locations']:.2e} | {row['grad_weights']:.2e} |")
+
     train_rows = []
     for step, label in (('upernet', 'UperNet Swin-T'), ('mask_rcnn', 'Mask R-CNN Swin-T')):
         result = steps.get(step, {}).get('result') or {}

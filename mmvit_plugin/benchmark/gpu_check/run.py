@@ -94,9 +94,11 @@ def run_gpu_check(out_dir: str = DEFAULT_OUT_DIR, device: torch.device = torch.d
                                 backbone_size=settings.backbone_size,
                                 memory_size=settings.memory_size,
                                 upernet_size=settings.upernet_size,
-                                mask_rcnn_size=settings.mask_rcnn_size),
+                                mask_rcnn_size=settings.mask_rcnn_size,
+                                ms_deform_attn_size=settings.ms_deform_attn_size),
                   tolerances=dict(output=checks.OUTPUT_TOLERANCE,
-                                  attn_switch=checks.ATTN_SWITCH_TOLERANCE),
+                                  attn_switch=checks.ATTN_SWITCH_TOLERANCE,
+                                  ms_deform_attn=checks.MS_DEFORM_ATTN_TOLERANCE),
                   steps=steps)
     json_path, md_path = write_report(report, Path(out_dir))
     print(f"[gpu_check] {'PASSED' if report['passed'] else 'FAILED'} in {report['seconds']:.0f} s; "

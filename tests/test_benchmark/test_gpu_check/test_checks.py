@@ -69,6 +69,52 @@ def test_backbone_steps_check_every_backbone_and_precision(small_settings):
             assert any('softmax' in op or 'attention' in op for op in row['attention_kernels'])
 
 
+def test_ms_deform_attn_step_checks_the_pytorch_path_against_float64(small_settings):
+    """Off CUDA only mmcv's PyTorch path runs; fp32 against the float64 reference at the quick
+    size (Mask2Former's three levels for 64x96: 8x12, 4x6, 2x3)."""
+    record = run_step('ms_deform_attn', small_settings())
+    assert record['status'] == 'passed', record.get('error')
+    result = record['result']
+    assert result['levels'] == [[8, 12], [4, 6], [2, 3]] and result['queries'] == 96 + 24 + 6
+    assert 'cuda_op' not in result
+    errors = result['pytorch']
+    assert set(errors) == {'output', 'grad_value', 'grad_locations', 'grad_weights'}
+    assert all(0 < e < checks.MS_DEFORM_ATTN_TOLERANCE for e in errors.values()), errors
+
+
+def test_ms_deform_attn_inputs_keep_locations_off_pixel_centres():
+    """fp32 rounding must not move a sampling location across a pixel centre (the bilinear
+    gradient jumps there): every location is at least 1 % of a pixel away from one."""
+    inputs = checks.ms_deform_attn_inputs((64, 96), torch.Generator().manual_seed(0))
+    extent = inputs['shapes'].flip(1).to(torch.float64).view(1, 1, 1, -1, 1, 2)
+    pixels = inputs['locations'] * extent - 0.5
+    fraction = pixels - pixels.floor()
+    assert fraction.min() >= 0.0099 and fraction.max() <= 0.9901
+    assert (pixels < 0).any() and (pixels > extent - 1).any()  # some sample beyond the border
+    assert inputs['value'].dtype == torch.float64
+    assert torch.equal(inputs['value'], inputs['value'].float().double())
+
+
+def test_ms_deform_attn_step_fails_when_a_path_differs(monkeypatch, small_settings):
+    """A device path that drops the last sampling point of every level stands in for a broken op."""
+    real_paths = checks.ms_deform_attn_paths
+
+    def paths(device):
+        pytorch = real_paths(device)['pytorch']
+
+        def dropping_a_point(value, shapes, level_start, locations, weights):
+            return pytorch(value, shapes, level_start, locations,
+                           torch.cat([weights[..., :-1], 0 * weights[..., -1:]], -1))
+        return {'pytorch': pytorch, 'broken_op': dropping_a_point}
+
+    monkeypatch.setattr(checks, 'ms_deform_attn_paths', paths)
+    record = run_step('ms_deform_attn', small_settings())
+    assert record['status'] == 'failed'
+    assert 'broken_op on cpu: output' in record['error'] and 'pytorch on cpu' not in record['error']
+    assert record['result']['broken_op']['grad_weights'] > checks.MS_DEFORM_ATTN_TOLERANCE
+    assert record['result']['pytorch']['output'] < checks.MS_DEFORM_ATTN_TOLERANCE
+
+
 def test_multiscale_step_measures_every_backbone(small_settings):
     settings = small_settings(multiscale_scale=1 / 16)
     record = run_step('multiscale', settings)

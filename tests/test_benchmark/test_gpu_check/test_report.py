@@ -23,3 +23,18 @@ def test_report_tables_show_gpu_figures(tmp_path):
         in table
     assert '| swin:tiny | 512x512 | train | 50.0 | 900 | – |' in table
     assert '| timm-swin:tiny | 800x1333 | train | img size mismatch |' in table
+
+
+def test_report_compares_the_deformable_attention_paths(tmp_path):
+    """The ms_deform_attn step's table: the CUDA op's row first, then the PyTorch path's."""
+    errors = dict(output=1.2e-7, grad_value=3e-7, grad_locations=2.5e-6, grad_weights=4e-7)
+    report = dict(passed=True, seconds=5.0, settings={}, steps=dict(ms_deform_attn=dict(
+        status='passed', seconds=1.5, result=dict(
+            size=[512, 512], levels=[[64, 64], [32, 32], [16, 16]], queries=5376,
+            tolerance=1e-4, pytorch=errors, cuda_op=dict(errors, grad_locations=8e-6)))))
+    _, md_path = write_report(report, tmp_path)
+    table = md_path.read_text()
+    assert "Mask2Former's shapes for 512x512: levels [[64, 64], [32, 32], [16, 16]]" in table
+    rows = [line for line in table.splitlines() if line.startswith(('| cuda_op', '| pytorch'))]
+    assert rows == ['| cuda_op | 1.20e-07 | 3.00e-07 | 8.00e-06 | 4.00e-07 |',
+                    '| pytorch | 1.20e-07 | 3.00e-07 | 2.50e-06 | 4.00e-07 |']
