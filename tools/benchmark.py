@@ -8,6 +8,7 @@
     python tools/benchmark.py --models swin:tiny cvt:13 --compile            # eager vs inductor
     python tools/benchmark.py --peer official-cswin:tiny=my_wrappers:build_official_cswin ...
     python tools/benchmark.py --models swin:tiny timm-swin:tiny --sizes 512x512 --rounds 5
+    python tools/benchmark.py --models swin:tiny timm-swin:tiny --interleave --runs 9  # one process
     python tools/benchmark.py --profile --models swin:tiny cvt:13 --sizes 512x512   # where time goes
 
 Each measurement runs in a fresh subprocess (peak memory is that case's alone); times are
@@ -26,7 +27,7 @@ from typing import List, Optional
 
 from mmvit_plugin.apis.cli import parse_size
 from mmvit_plugin.benchmark.profile import profile_backbones
-from mmvit_plugin.benchmark.speed import CP_SETTINGS, DEFAULT_MODELS, benchmark, worker
+from mmvit_plugin.benchmark.speed import CP_SETTINGS, DEFAULT_MODELS, benchmark, run_worker
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -40,6 +41,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--rounds', type=int, default=1,
                         help='repeat every case this many times, models interleaved (a fresh '
                         'process each time); report medians over the rounds')
+    parser.add_argument('--interleave', action='store_true',
+                        help='run the models of each setting in one process, a step of each in '
+                        'turn: ratios paired per iteration (robust on a loaded machine); no peak '
+                        'memory')
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--device', default='cpu')
@@ -67,7 +72,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if args.worker:  # one case, as the library's subprocesses run it
-        print(json.dumps(worker(json.loads(args.worker))))
+        print(json.dumps(run_worker(json.loads(args.worker))))
         return 0
     if args.profile:
         profile_backbones(args.models, args.sizes, args.modes, args.batch, args.runs,
@@ -75,7 +80,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     benchmark(args.models, args.sizes, args.modes, args.batch, args.runs, args.rounds,
               args.warmup, args.threads, args.device, args.dtype, args.with_cp, args.compile,
-              args.compile_mode, args.compile_dynamic, args.peer, args.no_flops, args.json)
+              args.compile_mode, args.compile_dynamic, args.peer, args.no_flops, args.json,
+              args.interleave)
     return 0
 
 

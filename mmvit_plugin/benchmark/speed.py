@@ -175,6 +175,36 @@ def worker(case: Dict[str, Any]) -> Dict[str, Any]:
     return dict(result, seconds=seconds, peak_mb=peak / 2**20)
 
 
+def interleaved_worker(cases: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Several cases (models) in this process, one step of each in turn, the order reversed every
+    other iteration, so that they see the same machine load: per case the median time and the
+    median of its per-iteration time ratios to the first case's. No peak memory (the models
+    share the process); compiled cases compile first (``compile_seconds``)."""
+    cuda = cases[0]['device'].startswith('cuda')
+    steps = [build_step(case) for case in cases]
+    results: List[Dict[str, Any]] = [{} for _ in cases]
+    for case, step, result in zip(cases, steps, results):
+        if case.get('compile'):
+            result['compile_seconds'] = _timed(step, runs=1, warmup=0, cuda=cuda)
+    warmup, runs = cases[0]['warmup'], cases[0]['runs']
+    times: List[List[float]] = [[] for _ in cases]
+    for i in range(warmup + runs):
+        order = range(len(cases)) if i % 2 == 0 else reversed(range(len(cases)))
+        for j in order:
+            seconds = _timed(steps[j], runs=1, warmup=0, cuda=cuda)
+            if i >= warmup:
+                times[j].append(seconds)
+    return [dict(result, seconds=statistics.median(t),
+                 ratio_to_first=statistics.median(a / b for a, b in zip(t, times[0])))
+            for result, t in zip(results, times)]
+
+
+def run_worker(case: Dict[str, Any]) -> Union[Dict[str, Any], List[Dict[str, Any]]]:
+    """What a case's fresh process runs: :func:`interleaved_worker` for a group (``cases``),
+    else :func:`worker`."""
+    return interleaved_worker(case['cases']) if 'cases' in case else worker(case)
+
+
 def matmul_peak_gflops(device: str, dtype: str, threads: int, n: int = 2048) -> float:
     torch.set_num_threads(threads)
     torch_dtype = torch.bfloat16 if dtype == 'bf16' else torch.float32
@@ -215,12 +245,15 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS,
               dtype: str = 'fp32', with_cp: Sequence[str] = ('off', ),
               compile_backend: Optional[str] = None, compile_mode: Optional[str] = None,
               compile_dynamic: bool = False, peer: Sequence[str] = (), no_flops: bool = False,
-              json_out: Optional[str] = None) -> Dict[str, Any]:
+              json_out: Optional[str] = None, interleave: bool = False) -> Dict[str, Any]:
     """Measure every (size, model, mode, with_cp, eager / compiled) case, ``rounds`` times,
     interleaved; progress to stderr, the table to stdout, the report as JSON to ``json_out``.
 
     ``peer``: ``NAME:ARCH=MODULE:FUNC`` builders of other models; ``with_cp``: words of
-    :data:`CP_SETTINGS`; ``compile_backend``: also run every case through ``torch.compile``."""
+    :data:`CP_SETTINGS`; ``compile_backend``: also run every case through ``torch.compile``;
+    ``interleave``: the models of each (size, mode, with_cp, eager / compiled) run in one
+    process, a step of each in turn (:func:`interleaved_worker`): the paired ratios are per
+    iteration, robust to a changing load, and peak memory is not measured."""
     peers = dict(p.split('=', 1) for p in peer)
     models = list(models) + [p for p in peers if p not in models]
     known = set(FAMILIES) | set(PEER_FAMILIES)
@@ -241,6 +274,12 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS,
              for size in sizes for spec in models for mode in modes
              for with_cp in (cp_settings if mode == 'train' else [False])
              for compile_cfg in compile_options]
+    # what one process runs: one case, or with interleave the models of one setting
+    groups: Dict[Tuple[Any, ...], List[int]] = {}
+    for i, case in enumerate(cases):
+        key = (tuple(case['size']), case['mode'], case['with_cp'], bool(case['compile']))
+        groups.setdefault(key if interleave else (i, ), []).append(i)
+    units = list(groups.values())
     peaks: List[float] = []
     measured: List[List[Dict[str, Any]]] = [[] for _ in cases]
     for round_ in range(rounds):
@@ -248,17 +287,24 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS,
         tag = f'[round {round_ + 1}/{rounds}]'
         print(f'{tag} matmul peak {peaks[-1]:.1f} GFLOP/s', file=sys.stderr, flush=True)
         # every other round in reverse order, so that a drifting machine load evens out
-        order = range(len(cases)) if round_ % 2 == 0 else reversed(range(len(cases)))
-        for i in order:
-            measured[i].append(run_case(cases[i]))
-            print(f'{tag} {format_row(make_row(cases[i], {}, measured[i][-1:]))}', file=sys.stderr,
-                  flush=True)
+        for unit in units if round_ % 2 == 0 else reversed(units):
+            if interleave:
+                got = run_case(dict(cases=[cases[i] for i in unit]))
+                got = [got] * len(unit) if isinstance(got, dict) else got  # an error: all of them
+            else:
+                got = [run_case(cases[unit[0]])]
+            for i, result in zip(unit, got):
+                measured[i].append(result)
+                print(f'{tag} {format_row(make_row(cases[i], {}, measured[i][-1:]))}',
+                      file=sys.stderr, flush=True)
     peak = max(peaks)
     print(f'matmul peak ({dtype}, {threads} threads, {device}'
           f'{", best of the rounds" if rounds > 1 else ""}): {peak:.1f} GFLOP/s')
     results = []
     for case, runs in zip(cases, measured):
         row = make_row(case, stats[(case['model'], case['size'])], runs)
+        if interleave:
+            row['interleaved'] = True
         if 'seconds' in row and row.get('gmacs') and case['mode'] == 'forward':
             row['gflops_per_s'] = 2 * row['gmacs'] * batch / row['seconds']
             row['fraction_of_matmul_peak'] = row['gflops_per_s'] / peak
@@ -275,7 +321,9 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS,
             row['time_ratio'] = row['seconds'] / first['seconds']
             paired = [a / b for a, b in zip(row.get('seconds_per_round', []),
                                             first.get('seconds_per_round', [])) if a and b]
-            if len(paired) > 1:
+            if interleave:  # per iteration, in each round's process
+                paired = [r['ratio_to_first'] for r in runs if 'ratio_to_first' in r]
+            if len(paired) > 1 or interleave and paired:
                 row['paired_time_ratio'] = statistics.median(paired)
         results.append(row)
         print(format_row(row), flush=True)
@@ -303,12 +351,14 @@ def make_row(case: Dict[str, Any], stats: Dict[str, Any],
         row['error'] = runs[0]['error']
         return row
     row['seconds'] = statistics.median(r['seconds'] for r in ok)
-    row['peak_mb'] = statistics.median(r['peak_mb'] for r in ok)
+    if all('peak_mb' in r for r in ok):  # not measured when models are interleaved
+        row['peak_mb'] = statistics.median(r['peak_mb'] for r in ok)
     if any('compile_seconds' in r for r in ok):
         row['compile_seconds'] = statistics.median(r['compile_seconds'] for r in ok)
     if len(runs) > 1:
         row['seconds_per_round'] = [r.get('seconds') for r in runs]
-        row['peak_mb_per_round'] = [r.get('peak_mb') for r in runs]
+        if 'peak_mb' in row:
+            row['peak_mb_per_round'] = [r.get('peak_mb') for r in runs]
     return row
 
 
@@ -320,7 +370,9 @@ def format_row(row: Dict[str, Any]) -> str:
     head = f'{name:<30} {size:>9} {row["mode"]:<7}'
     if 'error' in row:
         return f'{head} ERROR {row["error"]}'
-    parts = [f'{row["seconds"] * 1000:9.1f} ms', f'peak {row["peak_mb"]:8.1f} MB']
+    parts = [f'{row["seconds"] * 1000:9.1f} ms']
+    if 'peak_mb' in row:
+        parts.append(f'peak {row["peak_mb"]:8.1f} MB')
     if row.get('params_m') is not None:
         parts.append(f'{row["params_m"]:6.2f} M params')
     if row.get('gmacs'):
@@ -333,10 +385,11 @@ def format_row(row: Dict[str, Any]) -> str:
     if 'time_ratio' in row:
         ratio = f'{row["time_ratio"]:.3f}x {row["relative_to"]}'
         if 'paired_time_ratio' in row:
-            ratio += f' (paired by round: {row["paired_time_ratio"]:.3f}x)'
+            by = 'iteration' if row.get('interleaved') else 'round'
+            ratio += f' (paired by {by}: {row["paired_time_ratio"]:.3f}x)'
         parts.append(ratio)
     return head + ' ' + ' | '.join(parts)
 
 
 if __name__ == '__main__':  # one case in a fresh process (run_case); prints its JSON result
-    print(json.dumps(worker(json.loads(sys.argv[1]))))
+    print(json.dumps(run_worker(json.loads(sys.argv[1]))))

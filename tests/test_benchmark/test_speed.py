@@ -36,3 +36,13 @@ def test_rows_take_medians_over_the_rounds_and_name_errors():
     assert 'swin:tiny' in speed.format_row(row) and '2000.0 ms' in speed.format_row(row)
     row = speed.make_row(case, {}, [dict(error='boom')])
     assert row['error'] == 'boom' and speed.format_row(row).endswith('ERROR boom')
+
+
+def test_interleaved_models_share_one_process_and_pair_every_iteration():
+    case = dict(model='swin:tiny', size=(32, 32), mode='forward', with_cp=False, compile=None,
+                batch=1, runs=3, warmup=0, threads=1, device='cpu', dtype='fp32', peers={})
+    first, second = speed.run_worker(dict(cases=[case, dict(case, model='cvt:13')]))
+    assert first['ratio_to_first'] == 1. and second['ratio_to_first'] > 0
+    assert second['seconds'] > 0 and 'peak_mb' not in second  # the models share the process
+    row = speed.make_row(case, {}, [second])
+    assert 'peak_mb' not in row and 'peak' not in speed.format_row(row)
