@@ -2,6 +2,7 @@
 # (8 GPUs x 2 images), AdamW lr 6e-5 / wd 0.01, warm-up 1500 iterations then poly (power 1);
 # test: 'whole' mode at (2048, 512); --tta: multi-scale 0.5-1.75 + flip.
 # Published mIoU: 44.51 single-scale / 45.81 multi-scale + flip; 60M params, 945G FLOPs (microsoft/Swin-Transformer README).
+#   mmseg 1.x, the same recipe and weights: 44.41 / 45.79 (open-mmlab/mmsegmentation configs/swin (metafile.yaml)).
 # Train: tools/dist_train.sh configs/upernet_swin_t_ade20k.py 8
 _base_ = ['./_base_/upernet_ade20k_160k.py', './_base_/backbones/swin_t.py']
 

@@ -1,19 +1,6 @@
-# What every config here shares (a base of upernet_ade20k_160k.py, coco_1x.py and their children).
-custom_imports = dict(imports=['mmvit_plugin'], allow_failed_imports=False)
-# --resume continues with the interrupted run's torch random state (drop path, dropout); the
-# optimizer's parameter groups as plain dicts, so that `compile=True` can trace its step.
-custom_hooks = [dict(type='RandomStateHook'), dict(type='PlainParamGroupsHook')]
+# What every config here shares (a base of upernet_ade20k_160k.py, coco_1x.py and their children):
+# the plugin's import, and the hooks and parameter-wise rules of vit_rules.py (the file a recipe
+# base inheriting an mm config with its own custom_imports takes instead).
+_base_ = ['./vit_rules.py']
 
-# The package's one list of parameters without weight decay (the papers' AdamW rules): norms,
-# relative position bias tables, absolute position embeddings and cls tokens. Keys match as
-# substrings of parameter names; norm layers whose names lack "norm" (a stem LayerNorm inside a
-# Sequential, BatchNorms) are caught by norm_decay_mult. Used as
-# paramwise_cfg={{_base_.vit_paramwise_cfg}}; ViTLayerDecayOptimWrapperConstructor reads the same
-# custom_keys (a config switching to it keeps them: paramwise_cfg=dict(layer_decay_rate=0.9)).
-vit_paramwise_cfg = dict(
-    norm_decay_mult=0.,
-    custom_keys={
-        key: dict(decay_mult=0.)
-        for key in ('norm', 'relative_position_bias_table', 'absolute_pos_embed', 'pos_embed',
-                    'cls_token')
-    })
+custom_imports = dict(imports=['mmvit_plugin'], allow_failed_imports=False)

@@ -40,6 +40,7 @@ METRICS = (
     Metric('box AP', 'coco/bbox_mAP', 100.0, False),  # mmdet's CocoMetric reports fractions
     Metric('mask AP', 'coco/segm_mAP', 100.0, False),
     Metric('box AP(TTA)', 'coco/bbox_mAP', 100.0, True),
+    Metric('PQ', 'coco_panoptic/PQ', 1.0, False),  # mmdet's CocoPanopticMetric reports percent
 )
 METRIC_BY_LABEL = {m.label: m for m in METRICS}
 

@@ -29,9 +29,17 @@ DOC_TABLES = (
      ('mIoU', 'mIoU(ms+flip)'), 'published mIoU (ss / ms+flip)'),
     ('Instance segmentation: Mask R-CNN + FPN, COCO', 'Mask R-CNN',
      ('box AP', 'mask AP'), 'published box / mask AP'),
-    ('Instance segmentation: Cascade Mask R-CNN + FPN, COCO 3x', 'Cascade Mask R-CNN',
+    ('Instance segmentation: Cascade Mask R-CNN + FPN, COCO', 'Cascade Mask R-CNN',
      ('box AP', 'mask AP'), 'published box / mask AP'),
     ('Object detection: RetinaNet + FPN, COCO', 'RetinaNet', ('box AP', ), 'published box AP'),
+    ('Semantic segmentation: Mask2Former, ADE20K, 160k iterations', 'Mask2Former (semantic)',
+     ('mIoU', ), 'published mIoU'),
+    ('Instance segmentation: Mask2Former, COCO, 50 epochs', 'Mask2Former (instance)',
+     ('box AP', 'mask AP'), 'published box / mask AP'),
+    ('Panoptic segmentation: Mask2Former, COCO, 50 epochs', 'Mask2Former (panoptic)',
+     ('PQ', 'box AP', 'mask AP'), 'published PQ / box / mask AP'),
+    ('Object detection: DINO (4 scales), COCO, 12 epochs', 'DINO', ('box AP', ),
+     'published box AP'),
 )
 
 
@@ -60,7 +68,7 @@ def flops_deviation(model: ZooModel) -> Optional[float]:
 def _published_cell(model: ZooModel, labels: Sequence[str], zoo: Zoo) -> Tuple[str, str, str]:
     """(figures, sources, released checkpoints) cells, one line per release."""
     if not model.releases:
-        return 'none published', '–', '–'
+        return 'no published figure', '–', '–'
     figures, sources, files = [], [], []
     for release in model.releases:
         figures.append(' / '.join(format_number(release.metrics.get(label), digits=published_digits(
