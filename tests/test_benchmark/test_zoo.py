@@ -82,3 +82,37 @@ def test_select_globs_on_config_names():
     assert [m.name for m in select(zoo, ['retinanet_*_1x'])] == [
         f'retinanet_mpvit_{a}_coco_1x' for a in ('t', 'xs', 's', 'b')]
     assert select(zoo, None) == zoo.models
+
+
+@pytest.mark.parametrize('name, official, mm', [
+    ('upernet_swin_t_ade20k', ('swin-seg', 44.51), ('mmseg-swin', 44.41)),
+    ('upernet_swin_s_ade20k', ('swin-seg', 47.64), ('mmseg-swin', 47.72)),
+    ('upernet_swin_b_ade20k', ('swin-seg', 48.13), ('mmseg-swin', 47.99)),
+    ('mask_rcnn_swin_s_coco_3x', ('swin-det', 48.5), ('mmdet-swin', 48.2)),
+])
+def test_swin_configs_list_the_official_and_the_mm_reference(name, official, mm):
+    """Where the official repository and mmseg / mmdet both publish a Swin result of a config's
+    recipe, both are listed, the official one first (the reference of a checkpoint trained here),
+    and each released file is compared with its own figure."""
+    zoo = load_zoo()
+    model = next(m for m in zoo.models if m.name == name)
+    label = 'mIoU' if name.startswith('upernet') else 'box AP'
+    assert [(r.source, r.metrics[label]) for r in model.releases] == [official, mm]
+    assert model.published(label).source == official[0]
+    names = zoo.checkpoint_map()
+    for release in model.releases:
+        assert names[release.file_name] == (model, release)
+
+
+def test_query_head_rows_and_the_cascade_1x_release():
+    zoo = load_zoo()
+    by_name = {m.name: m for m in zoo.models}
+    panoptic = by_name['mask2former_swin_t_coco_panoptic'].releases
+    assert [(r.source, r.metrics) for r in panoptic] == [
+        ('mmdet-mask2former', {'PQ': 53.4, 'box AP': 46.3, 'mask AP': 43.4})]
+    assert by_name['mask2former_swin_l_in22k_ade20k_640'].published('mIoU').metrics['mIoU'] == 56.01
+    assert by_name['mask2former_cswin_t_ade20k'].releases == []  # no published figure
+    assert all(not m.releases for m in zoo.models if m.name.startswith('dino_'))
+    model, release = zoo.checkpoint_map()['cascade_mask_rcnn_swin_tiny_patch4_window7_1x.pth']
+    assert model.name == 'cascade_mask_rcnn_swin_t_coco_1x'
+    assert (release.source, release.metrics) == ('swin-det', {'box AP': 48.1, 'mask AP': 41.7})

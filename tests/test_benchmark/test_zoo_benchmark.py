@@ -88,3 +88,14 @@ def test_launcher_commands(tmp_path):
     assert str(TOOLS / 'test.py') in cmd
     cmd = evaluation_command(model, tmp_path / 'c.pth', tmp_path / 'run', tmp_path)
     assert cmd[1:3] == [str(TOOLS / 'test.py'), str(model.config)]
+
+
+def test_panoptic_metrics_pq_in_points_beside_box_and_mask_ap():
+    """Mask2Former's panoptic configs evaluate CocoPanopticMetric (PQ in percent) and CocoMetric
+    (AP as fractions) on the same predictions: all three compared with the release's figures."""
+    model = zoo_model([Release(metrics={'PQ': 53.4, 'box AP': 46.3, 'mask AP': 43.4}, source='s')])
+    metrics = {'coco_panoptic/PQ': 53.01, 'coco_panoptic/SQ': 83.0, 'coco/bbox_mAP': 0.461,
+               'coco/segm_mAP': 0.432}
+    rows = metric_rows(model, metrics, None, tta=False)
+    assert sorted((r['metric'], r['measured'], r['delta']) for r in rows) == [
+        ('PQ', 53.01, -0.39), ('box AP', 46.1, -0.2), ('mask AP', 43.2, -0.2)]
