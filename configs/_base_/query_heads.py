@@ -7,12 +7,14 @@
 # lr_mult 0.1; Mask2Former's query_embed / query_feat / level_embed with decay_mult 0,
 # norm_decay_mult 0), built by ViTLayerDecayOptimWrapperConstructor at layer_decay_rate 1.0 (no
 # layer-wise decay). Its rule that 1-D parameters and biases get no weight decay is what gives
-# the backbone's norms none, as mm's Swin recipes do by listing every norm of their Swin; under
-# mmengine's default constructor the 'backbone' key would win over 'norm' (the longest key
-# contained in a name applies, and only it). The one difference from mm's rules: the heads'
-# biases get no weight decay either.
+# the backbone's norms none, as mm's Swin Mask2Former recipes do by listing every norm of their
+# Swin; under mmengine's default constructor the 'backbone' key would win over 'norm' (the
+# longest key contained in a name applies, and only it). Where this differs from mm's rules:
+# Mask2Former's head biases get no weight decay either; DINO (whose recipe decays every
+# parameter at 1e-4) leaves norms, biases and the package's no-decay names undecayed.
 # Layer-wise lr decay on top: optim_wrapper.paramwise_cfg.layer_decay_rate=0.9 (e.g. with
-# --cfg-options); mm's default constructor instead: optim_wrapper.constructor=DefaultOptimWrapperConstructor.
+# --cfg-options); mm's default constructor instead (the backbone's norms then decay):
+# optim_wrapper.constructor=DefaultOptimWrapperConstructor.
 _base_ = ['./vit_rules.py']
 
 # The lr multiplier of mm's recipes for the backbone (their custom_keys 'backbone').
