@@ -195,9 +195,14 @@ def wired_channels(cfg) -> list:
     return list(cfg.model.neck.in_channels)
 
 
-def _zoo_parameters(path: Path):
+@lru_cache(maxsize=None)
+def _zoo():
     from mmvit_plugin.benchmark.zoo import load_zoo
-    return next(m for m in load_zoo().models if m.config == path).metadata['Parameters']
+    return load_zoo()
+
+
+def _zoo_parameters(path: Path):
+    return next(m for m in _zoo().models if m.config == path).metadata['Parameters']
 
 
 @pytest.mark.parametrize('path', QUERY_HEAD_CONFIGS, ids=_name)
@@ -437,8 +442,7 @@ def test_an_unknown_paramwise_key_is_an_error(small_step):
 def test_header_cites_its_published_figure_or_says_none(path):
     """A header with published figures names their source (the figures themselves are held to the
     metafile's by tests/test_configs.py); one without says so."""
-    from mmvit_plugin.benchmark.zoo import load_zoo
-    zoo = load_zoo()
+    zoo = _zoo()
     model = next(m for m in zoo.models if m.config == path)
     header = ' '.join(_header(path).replace('#', ' ').split())
     assert ('no published figure' in header) != bool(model.releases), header
