@@ -46,6 +46,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'turn: ratios paired per iteration (robust on a loaded machine); no peak '
                         'memory')
     parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--clock', choices=['wall', 'process'], default='wall',
+                        help="process: this process's CPU time (with --threads 1 the work done, "
+                        'nearly blind to other jobs on a shared machine)')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--dtype', choices=['fp32', 'bf16'], default='fp32', help='bf16: autocast')
@@ -81,7 +84,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     benchmark(args.models, args.sizes, args.modes, args.batch, args.runs, args.rounds,
               args.warmup, args.threads, args.device, args.dtype, args.with_cp, args.compile,
               args.compile_mode, args.compile_dynamic, args.peer, args.no_flops, args.json,
-              args.interleave)
+              args.interleave, args.clock)
     return 0
 
 

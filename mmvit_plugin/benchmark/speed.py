@@ -96,17 +96,23 @@ def _reset_peak_rss() -> None:
         f.write('5')
 
 
-def _timed(fn: Callable[[], Any], runs: int, warmup: int, cuda: bool) -> float:
+#: ``--clock`` choices: wall-clock time, or this process's CPU time (user + system, all threads).
+CLOCKS = {'wall': time.perf_counter, 'process': time.process_time}
+
+
+def _timed(fn: Callable[[], Any], runs: int, warmup: int, cuda: bool,
+           clock: str = 'wall') -> float:
+    timer = CLOCKS[clock]
     times = []
     for i in range(warmup + runs):
         if cuda:
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start = timer()
         fn()
         if cuda:
             torch.cuda.synchronize()
         if i >= warmup:
-            times.append(time.perf_counter() - start)
+            times.append(timer() - start)
     return statistics.median(times)
 
 
@@ -170,7 +176,7 @@ def worker(case: Dict[str, Any]) -> Dict[str, Any]:
         # peak above the resting size is never negative (read before, a freed page made it so)
         _reset_peak_rss()
         rest = _rss_bytes('VmRSS:')
-    seconds = _timed(step, case['runs'], warmup, cuda)
+    seconds = _timed(step, case['runs'], warmup, cuda, case.get('clock', 'wall'))
     peak = (torch.cuda.max_memory_allocated() if cuda else _rss_bytes('VmHWM:')) - rest
     return dict(result, seconds=seconds, peak_mb=peak / 2**20)
 
@@ -191,7 +197,8 @@ def interleaved_worker(cases: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     for i in range(warmup + runs):
         order = range(len(cases)) if i % 2 == 0 else reversed(range(len(cases)))
         for j in order:
-            seconds = _timed(steps[j], runs=1, warmup=0, cuda=cuda)
+            seconds = _timed(steps[j], runs=1, warmup=0, cuda=cuda,
+                             clock=cases[j].get('clock', 'wall'))
             if i >= warmup:
                 times[j].append(seconds)
     return [dict(result, seconds=statistics.median(t),
@@ -245,7 +252,8 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS,
               dtype: str = 'fp32', with_cp: Sequence[str] = ('off', ),
               compile_backend: Optional[str] = None, compile_mode: Optional[str] = None,
               compile_dynamic: bool = False, peer: Sequence[str] = (), no_flops: bool = False,
-              json_out: Optional[str] = None, interleave: bool = False) -> Dict[str, Any]:
+              json_out: Optional[str] = None, interleave: bool = False,
+              clock: str = 'wall') -> Dict[str, Any]:
     """Measure every (size, model, mode, with_cp, eager / compiled) case, ``rounds`` times,
     interleaved; progress to stderr, the table to stdout, the report as JSON to ``json_out``.
 
@@ -253,7 +261,10 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS,
     :data:`CP_SETTINGS`; ``compile_backend``: also run every case through ``torch.compile``;
     ``interleave``: the models of each (size, mode, with_cp, eager / compiled) run in one
     process, a step of each in turn (:func:`interleaved_worker`): the paired ratios are per
-    iteration, robust to a changing load, and peak memory is not measured."""
+    iteration, robust to a changing load, and peak memory is not measured; ``clock``:
+    ``'process'`` times this process's CPU time instead of the wall clock (with one thread, the
+    work done, nearly blind to other jobs on the machine; with more, it counts idle spinning
+    threads too)."""
     peers = dict(p.split('=', 1) for p in peer)
     models = list(models) + [p for p in peers if p not in models]
     known = set(FAMILIES) | set(PEER_FAMILIES)
@@ -270,7 +281,7 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS,
              for size in sizes for spec in models}
     cases = [dict(model=spec, size=size, mode=mode, with_cp=with_cp, compile=compile_cfg,
                   batch=batch, runs=runs, warmup=warmup, threads=threads,
-                  device=device, dtype=dtype, peers=peers)
+                  device=device, dtype=dtype, peers=peers, clock=clock)
              for size in sizes for spec in models for mode in modes
              for with_cp in (cp_settings if mode == 'train' else [False])
              for compile_cfg in compile_options]
