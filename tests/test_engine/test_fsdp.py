@@ -213,7 +213,7 @@ def test_cpu_strategy_puts_flexible_runner_strategies_on_the_cpu():
 def test_an_fsdp_config_without_a_launcher_is_an_error_saying_how_to_start_it():
     from mmvit_plugin.apis.config import load_config
     from mmvit_plugin.apis.runner import build_runner
-    cfg = load_config(str(REPO / 'configs' / 'upernet_swin_l_in22k_ade20k_640_fsdp.py'))
+    cfg = load_config(str(REPO / 'configs' / 'scaleout' / 'upernet_swin_l_in22k_ade20k_640_fsdp.py'))
     with pytest.raises(SystemExit, match='FSDPStrategy.*tools/dist_train.sh CONFIG NUM_GPUS'):
         build_runner(cfg)
 

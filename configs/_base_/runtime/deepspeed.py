@@ -1,11 +1,12 @@
 # Scale-out mixin: mmengine's FlexibleRunner with DeepSpeedStrategy (ZeRO stage 3: parameters,
-# gradients and optimizer state sharded over the ranks), for the large variants. Needs the
+# gradients and optimizer state sharded over the ranks), for the large variants
+# (configs/scaleout/*_deepspeed.py). Needs the
 # `deepspeed` package, which this repository does not install (it is not in
 # scripts/requirements.txt: pip install deepspeed into the venv where you want it); without it,
 # mmengine stops when it builds the strategy ("DeepSpeed is not installed"). A leaf lists it after
 # the config it turns into a DeepSpeed run, and sets the optimizer wrapper (a base cannot: both
 # bases would define optim_wrapper) and the backbone's activation checkpointing:
-#     _base_ = ['./upernet_swin_l_in22k_ade20k_640.py', './_base_/runtime/deepspeed.py']
+#     _base_ = ['../upernet_swin_l_in22k_ade20k_640.py', '../_base_/runtime/deepspeed.py']
 #     model = dict(backbone=dict(with_cp=True))
 #     optim_wrapper = dict(type='DeepSpeedOptimWrapper')
 #   - fp32 as the recipes (bf16: --cfg-options strategy.bf16.enabled=True); DeepSpeed's optimizer

@@ -1,9 +1,10 @@
 # Scale-out mixin: mmengine's FlexibleRunner with FSDPStrategy (PyTorch FullyShardedDataParallel),
-# for the large variants. A leaf lists it after the config it turns into an FSDP run, and sets
+# for the large variants (the leaves: configs/scaleout/*_fsdp.py). A leaf lists it after the config
+# it turns into an FSDP run, and sets
 # what a base cannot (mmengine refuses a key two bases of one file both define: optim_wrapper)
 # and the backbone's activation checkpointing (each block recomputed in the backward pass;
 # FSDP's own activation_checkpointing is not used):
-#     _base_ = ['./upernet_swin_l_in22k_ade20k_640.py', './_base_/runtime/fsdp.py']
+#     _base_ = ['../upernet_swin_l_in22k_ade20k_640.py', '../_base_/runtime/fsdp.py']
 #     model = dict(backbone=dict(with_cp=True))
 #     optim_wrapper = dict(type='FSDPOptimWrapper')
 #

@@ -1,0 +1,14 @@
+# Mask2Former + Swin-L (ImageNet-22K weights), ADE20K 640: the recipe of
+# mask2former_swin_l_in22k_ade20k_640.py (same model, data, schedule, 16 images per iteration),
+# trained with FlexibleRunner + FSDP (configs/_base_/runtime/fsdp.py: one FSDP unit per backbone
+# block and per transformer layer of the head's pixel decoder and decoder; full-state checkpoints;
+# gradient clipping by the norm of the whole model) and activation checkpointing in the backbone
+# (with_cp=True: each block recomputed in backward). Checkpoints are ordinary whole-model files:
+# test them with the config it inherits (configs/, without _fsdp).
+# Train: tools/dist_train.sh configs/scaleout/mask2former_swin_l_in22k_ade20k_640_fsdp.py 8
+_base_ = ['../mask2former_swin_l_in22k_ade20k_640.py', '../_base_/runtime/fsdp.py']
+
+model = dict(backbone=dict(with_cp=True))
+optim_wrapper = dict(type='FSDPOptimWrapper')  # clip_grad over the whole model
+strategy = dict(model_wrapper=dict(auto_wrap_policy=dict(
+    module_names=['DeformableDetrTransformerEncoderLayer', 'Mask2FormerTransformerDecoderLayer'])))
