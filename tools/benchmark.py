@@ -79,7 +79,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     if args.profile:
         profile_backbones(args.models, args.sizes, args.modes, args.batch, args.runs,
-                          args.warmup, args.threads, args.peer, args.no_flops, json_out=args.json)
+                          args.warmup, args.threads, args.peer, args.no_flops, json_out=args.json,
+                          clock=args.clock)
         return 0
     benchmark(args.models, args.sizes, args.modes, args.batch, args.runs, args.rounds,
               args.warmup, args.threads, args.device, args.dtype, args.with_cp, args.compile,

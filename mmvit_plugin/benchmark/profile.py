@@ -17,7 +17,9 @@ forward (the backward of a product costs two more: a ``train`` step is counted a
 the step time, against the square fp32 GEMM peak measured at the start of the run
 (:func:`.speed.matmul_peak_gflops`): ``model`` is that fraction for the whole step, ``in GEMMs``
 the same FLOPs over the time spent in the matmul/conv and attention categories only (how well the
-products themselves run).
+products themselves run). On a loaded machine take ``--threads 1 --clock process``: the step time
+and the peak are then CPU times of this process, which other jobs barely change (the operators'
+profiled times stay wall-clock, so the shares still move a little with the load).
 """
 import json
 import sys
@@ -81,7 +83,8 @@ def profile_worker(case: Dict[str, Any]) -> Dict[str, Any]:
     """One case in this process: the step time (median, no profiler) and every operator's self CPU
     time per step (seconds) under the profiler."""
     step = build_step(case)
-    seconds = _timed(step, case['runs'], case['warmup'], cuda=False)
+    seconds = _timed(step, case['runs'], case['warmup'], cuda=False,
+                     clock=case.get('clock', 'wall'))
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(case['runs']):
             step()
@@ -95,16 +98,17 @@ def profile_worker(case: Dict[str, Any]) -> Dict[str, Any]:
 def profile_backbones(models: Sequence[str], sizes: Sequence[Tuple[int, int]],
                       modes: Sequence[str] = ('forward', 'train'), batch: int = 1, runs: int = 3,
                       warmup: int = 1, threads: int = 2, peer: Sequence[str] = (),
-                      no_flops: bool = False, top: int = 5,
-                      json_out: Optional[str] = None) -> Dict[str, Any]:
+                      no_flops: bool = False, top: int = 5, json_out: Optional[str] = None,
+                      clock: str = 'wall') -> Dict[str, Any]:
     """Profile every (size, model, mode) case (see the module docstring); the table to stdout,
     progress to stderr, the report (with every operator's time) as JSON to ``json_out``.
 
     ``peer``: ``NAME:ARCH=MODULE:FUNC`` builders as for :func:`.speed.benchmark`; ``top``: how many
-    of a case's slowest operators to print after its row."""
+    of a case's slowest operators to print after its row; ``clock``: ``'process'`` takes the
+    step time and the GEMM peak in this process's CPU time (see :func:`.speed.benchmark`)."""
     peers = dict(p.split('=', 1) for p in peer)
     models = list(models) + [p for p in peers if p not in models]
-    peak = matmul_peak_gflops('cpu', 'fp32', threads)
+    peak = matmul_peak_gflops('cpu', 'fp32', threads, clock=clock)
     print(f'matmul peak (fp32, {threads} threads, cpu): {peak:.1f} GFLOP/s', flush=True)
     print(format_header(), flush=True)
     results: List[Dict[str, Any]] = []
@@ -114,7 +118,7 @@ def profile_backbones(models: Sequence[str], sizes: Sequence[Tuple[int, int]],
             for mode in modes:
                 case = dict(model=spec, size=list(size), mode=mode, with_cp=False, compile=None,
                             batch=batch, runs=runs, warmup=warmup, threads=threads,
-                            device='cpu', dtype='fp32', peers=peers)
+                            device='cpu', dtype='fp32', peers=peers, clock=clock)
                 row = make_profile_row(case, stats, run_case(case, __name__), peak)
                 results.append(row)
                 print(format_profile_row(row), flush=True)

@@ -212,12 +212,14 @@ def run_worker(case: Dict[str, Any]) -> Union[Dict[str, Any], List[Dict[str, Any
     return interleaved_worker(case['cases']) if 'cases' in case else worker(case)
 
 
-def matmul_peak_gflops(device: str, dtype: str, threads: int, n: int = 2048) -> float:
+def matmul_peak_gflops(device: str, dtype: str, threads: int, n: int = 2048,
+                       clock: str = 'wall') -> float:
     torch.set_num_threads(threads)
     torch_dtype = torch.bfloat16 if dtype == 'bf16' else torch.float32
     a = torch.randn(n, n, device=device, dtype=torch_dtype)
     b = torch.randn(n, n, device=device, dtype=torch_dtype)
-    seconds = _timed(lambda: torch.mm(a, b), runs=5, warmup=2, cuda=device.startswith('cuda'))
+    seconds = _timed(lambda: torch.mm(a, b), runs=5, warmup=2, cuda=device.startswith('cuda'),
+                     clock=clock)
     return 2 * n**3 / seconds / 1e9
 
 
@@ -294,7 +296,7 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS,
     peaks: List[float] = []
     measured: List[List[Dict[str, Any]]] = [[] for _ in cases]
     for round_ in range(rounds):
-        peaks.append(matmul_peak_gflops(device, dtype, threads))
+        peaks.append(matmul_peak_gflops(device, dtype, threads, clock=clock))
         tag = f'[round {round_ + 1}/{rounds}]'
         print(f'{tag} matmul peak {peaks[-1]:.1f} GFLOP/s', file=sys.stderr, flush=True)
         # every other round in reverse order, so that a drifting machine load evens out
