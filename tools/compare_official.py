@@ -38,6 +38,14 @@ def parse_args(argv=None):
     parser.add_argument('--archs', nargs='+', metavar='ARCH',
                         help='only these archs (names of any family, e.g. tiny 13 small); '
                              'default: every arch with an official counterpart')
+    parser.add_argument('--dtypes', nargs='+', choices=('float32', 'float64'), default=['float32'],
+                        help='precisions to compare in (float64: what is left is a difference of '
+                             'the functions, free of rounding; default float32)')
+    parser.add_argument('--weight-scale', type=float, default=0.5,
+                        help='size of the random perturbation of the weights (default 0.5)')
+    parser.add_argument('--official-noise', action='store_true',
+                        help='also report how far the official code\'s own run is from its float64 '
+                             'run (what rounding alone does to exact code)')
     parser.add_argument('--seed', type=int, default=0, help='weights and inputs (default 0)')
     parser.add_argument('--threads', type=int, help='torch CPU threads')
     parser.add_argument('--json', metavar='OUT', help='write the rows and the commits as JSON')
@@ -55,14 +63,16 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    import torch
     if args.threads:
-        import torch
         torch.set_num_threads(args.threads)
     if args.record_only and not args.record:
         raise SystemExit('--record-only needs --record OUT')
     run_comparisons(args.repos, args.sizes, archs=() if args.record_only else args.archs,
                     json_out=args.json,
-                    record=args.record, seed=args.seed)
+                    record=args.record, seed=args.seed,
+                    dtypes=[getattr(torch, d) for d in args.dtypes], scale=args.weight_scale,
+                    official_noise=args.official_noise)
     return 0
 
 

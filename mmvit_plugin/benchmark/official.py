@@ -559,13 +559,16 @@ def compare(family: str, repo: Union[str, Path], arch: Union[str, dict],
             sizes: Iterable[Tuple[int, int]] = DEFAULT_SIZES,
             attn_impls: Optional[Sequence[Optional[str]]] = None, seed: int = 0,
             log: Optional[Callable[[str], None]] = None, dtype: torch.dtype = torch.float32,
-            scale: float = 0.5) -> List[dict]:
+            scale: float = 0.5, official_noise: bool = False) -> List[dict]:
     """Ours vs the official module for one family and arch, per attention implementation and size:
     parameter counts, the largest relative error over the feature levels, of the input gradient,
     and over every parameter gradient (the worst one named; :func:`gradient_errors`). One dict per
     (attn_impl, size); ``{'error': reason}`` where the official module cannot build the arch.
     ``dtype=torch.float64`` runs both in double precision: what is left there is a difference of
-    the functions computed, free of fp32 rounding and of the conditioning that amplifies it."""
+    the functions computed, free of fp32 rounding and of the conditioning that amplifies it.
+    ``official_noise``: also run the official module in float64 and report how far its own run in
+    ``dtype`` is from that (``official_*`` fields): the error that rounding alone gives exact code,
+    the yardstick for ours where gradients are ill-conditioned."""
     family = family_of(family)
     attn_impls = ATTN_IMPLS[family] if attn_impls is None else attn_impls
     base = dict(family=family, arch=arch if isinstance(arch, str) else 'custom')
@@ -592,6 +595,17 @@ def compare(family: str, repo: Union[str, Path], arch: Union[str, dict],
         x = torch.randn(1, 3, *size, generator=gen).to(dtype)
         ref_outs, ref_gx, ref_grads, weights = run_with_grads(official, x, None, seed + 1)
         ref_grads = official_grads_as_ours(family, ref_grads)
+        noise = {}
+        if official_noise:
+            exact = official_to(copy.deepcopy(official), torch.float64)
+            outs64, gx64, grads64, _ = run_with_grads(exact, x.double(),
+                                                      [w.double() for w in weights])
+            grads64 = official_grads_as_ours(family, grads64)
+            del exact
+            noise = dict(official_features=max(relative_error(a, b)
+                                               for a, b in zip(ref_outs, outs64)),
+                         official_input_grad=relative_error(ref_gx, gx64),
+                         official_param_grads=gradient_errors(ref_grads, grads64)['worst'])
         for impl, model in variants.items():
             outs, gx, grads, _ = run_with_grads(model, x, weights)
             if len(outs) != len(ref_outs):
@@ -602,7 +616,7 @@ def compare(family: str, repo: Union[str, Path], arch: Union[str, dict],
                        scale=scale, features=feat,
                        input_grad=relative_error(gx, ref_gx), param_grads=g['worst'],
                        worst_param=g['worst_key'], num_param_grads=len(grads),
-                       zero_grads=g['zero_keys'], zero_grads_ours=g['zero_worst'])
+                       zero_grads=g['zero_keys'], zero_grads_ours=g['zero_worst'], **noise)
             results.append(row)
             if log:
                 log(format_row(row))
@@ -620,6 +634,10 @@ def format_row(row: dict) -> str:
             f"{row['dtype']:7s} "
             f"features {row['features']:.1e}  input grad {row['input_grad']:.1e}  "
             f"param grads {row['param_grads']:.1e} ({row['worst_param']})  {params}"
+            + (f"  [official {row['dtype']} vs its float64: features "
+               f"{row['official_features']:.1e}, input grad {row['official_input_grad']:.1e}, "
+               f"param grads {row['official_param_grads']:.1e}]" if 'official_features' in row
+               else '')
             + (f"  [{len(row['zero_grads'])} zero in exact arithmetic: ours "
                f"{row['zero_grads_ours']:.0e} of the largest]" if row['zero_grads'] else ''))
 
@@ -628,6 +646,7 @@ def run_comparisons(repos: Dict[str, Union[str, Path]], sizes: Sequence[Tuple[in
                     archs: Optional[Sequence[str]] = None, json_out: Optional[str] = None,
                     record: Optional[str] = None, seed: int = 0,
                     dtypes: Sequence[torch.dtype] = (torch.float32, ), scale: float = 0.5,
+                    official_noise: bool = False,
                     log: Callable[[str], None] = print) -> List[dict]:
     """What ``tools/compare_official.py`` does: per family with a clone and per arch (``archs``
     filters :data:`FULL_ARCHS`; names that a family lacks are skipped), print and collect
@@ -642,7 +661,7 @@ def run_comparisons(repos: Dict[str, Union[str, Path]], sizes: Sequence[Tuple[in
                 continue
             for dtype in dtypes:
                 rows.extend(compare(family, repo, arch, sizes, seed=seed, log=log, dtype=dtype,
-                                    scale=scale))
+                                    scale=scale, official_noise=official_noise))
     if json_out:
         Path(json_out).write_text(json.dumps(dict(commits=commits, sizes=[list(s) for s in sizes],
                                                   torch=torch.__version__, rows=rows), indent=1))
