@@ -16,7 +16,7 @@ Achieved throughput: 2 FLOPs per multiply-accumulate counted by :func:`.flops.co
 forward (the backward of a product costs two more: a ``train`` step is counted as 3 forwards), over
 the step time, against the square fp32 GEMM peak measured at the start of the run
 (:func:`.speed.matmul_peak_gflops`): ``model`` is that fraction for the whole step, ``in GEMMs``
-the same FLOPs over the time spent in the matmul/conv and attention categories only (how well the
+the same FLOPs over the matmul/conv and attention categories' share of the step time (how well the
 products themselves run). On a loaded machine take ``--threads 1 --clock process``: the step time
 and the peak are then CPU times of this process, which other jobs barely change (the operators'
 profiled times stay wall-clock, so the shares still move a little with the load).
@@ -144,8 +144,10 @@ def make_profile_row(case: Dict[str, Any], stats: Dict[str, Any], result: Dict[s
                top_ops=sorted(ops.items(), key=lambda item: -item[1]))
     if row.get('gmacs'):
         flops = 2 * row['gmacs'] * 1e9 * case['batch'] * (3 if case['mode'] == 'train' else 1)
-        product_seconds = sum(s for name, s in ops.items()
-                              if op_category(name) in ('matmul/conv', 'attention'))
+        # the products' share of the step time (profiled times are wall-clock, the step time may
+        # be CPU time: shares mix the two consistently)
+        product_share = (row['shares']['matmul/conv'] + row['shares']['attention']) / 100
+        product_seconds = product_share * row['seconds']
         row['fraction_of_matmul_peak'] = flops / row['seconds'] / 1e9 / peak
         row['fraction_of_matmul_peak_in_products'] = flops / product_seconds / 1e9 / peak
     return row
