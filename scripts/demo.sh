@@ -89,6 +89,10 @@ latest_ckpt() {  # the checkpoint mmengine's CheckpointHook recorded last
   cat "$1/last_checkpoint"
 }
 
+# scripts/demo_mask2former.sh sources this file for the settings and helpers above, then runs
+# its own steps.
+if [ "${DEMO_SOURCE_ONLY:-0}" = 1 ]; then return 0; fi
+
 mkdir -p "$WORK_DIR"
 step "1/8 toy ADE20K data -> $SEG_DATA"
 "$PYTHON" tools/make_toy_data.py --kind ade --out "$SEG_DATA" --train 240 --val 40 --seed "$SEED"
