@@ -175,9 +175,11 @@ class WindowAttention(nn.Module):
         straight into window order; one gather brings the attention output back, heads merged,
         before the output projection: the official values bit for bit. Attention runs with the
         batch dimensions ``(B, heads, nW)``, so that the gathered q, k, v need no further copy.
-        Against the official code (pad / roll / partition around projections of every slot) see
-        docs/benchmarks.md; against the previous form of this method (qkv gathered per token,
-        then one more copy to split the heads), 0.95× the forward time of Swin-T at 512×512.
+        Three copies per block instead of five (two of them 3C wide fewer): against the previous
+        form of this method (a bias row appended to qkv, qkv gathered per token, one more copy to
+        split the heads), Swin-T at 512×512 takes 0.93–1.00× the forward time and the same time
+        forward + backward (1 thread, CPU time, interleaved; docs/benchmarks.md, issue 24, with
+        the figures against the official code).
         """
         B, H, W, C = x.shape
         window, heads = self.window_size, self.num_heads
