@@ -1,7 +1,6 @@
 """Helpers of the checkpoint-layout tests: randomising foreign modules, saving their weights the
 way their library does, and loading a file into our backbone by each of the three routes
 (``init_cfg``, a whole-model ``load_from``, ``tools/convert_checkpoint.py``)."""
-import re
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Sequence
 
@@ -12,6 +11,10 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from backbone_checks import rel_err
 from mmvit_plugin.apis.checkpoint_conversion import convert_checkpoint
+# Our keys back in the official names (which release 0.1 of ours also used), per family: the
+# inverse of the renames in ``conversion.py``, kept in the package beside the comparison with the
+# official code (MPViT's shared encodings stay once, as release 0.1 stored them).
+from mmvit_plugin.benchmark.official import official_names  # noqa: F401
 
 #: Largest relative error (max |a - b| / max |b| per feature map) accepted, fp32.
 RTOL = 1e-4
@@ -38,29 +41,6 @@ def assert_same_features(ours: Sequence[torch.Tensor], theirs: Sequence[torch.Te
     errors = [rel_err(a, b) for a, b in zip(ours, theirs)]
     assert max(errors) < rtol, f'{what}: relative errors per level {errors}'
     return max(errors)
-
-
-#: Our keys back in the official names (which release 0.1 of ours also used), per family: the
-#: inverse of the renames in ``mmvit_plugin/models/backbones/conversion.py``, first match wins.
-_OFFICIAL_NAMES = {
-    'swin': ((r'^stages\.(\d)\.out_norm\.', r'norm\1.'), (r'^stages\.(\d)\.', r'layers.\1.')),
-    'cvt': ((r'^stages\.(\d)\.', r'stage\1.'), ),
-    'mpvit': ((r'^stages\.(\d)\.patch_embed\.', r'patch_embed_stages.\1.'),
-              (r'^stages\.(\d)\.', r'mhca_stages.\1.')),
-}
-
-
-def official_names(state_dict: Dict[str, torch.Tensor], family: str) -> Dict[str, torch.Tensor]:
-    """``state_dict`` (ours) with the official key names of ``family`` (swin, cvt, mpvit)."""
-    rules = [(re.compile(pattern), repl) for pattern, repl in _OFFICIAL_NAMES[family]]
-
-    def rename(key: str) -> str:
-        for pattern, repl in rules:
-            if pattern.match(key):
-                return pattern.sub(repl, key, count=1)
-        return key
-
-    return {rename(k): v for k, v in state_dict.items()}
 
 
 def save_safetensors(state_dict: Dict[str, torch.Tensor], path: Path) -> Path:

@@ -5,8 +5,8 @@ The official code cannot be part of the suite, so its results are recorded in
 :func:`mmvit_plugin.benchmark.official.record_reference`): per family a small arch (Swin: two
 blocks per stage, so shifted windows; CSWin: stripes of 1, 2, 7 and the global last stage; CvT:
 the cls token of stage 2; MPViT: 2 and 3 paths, shared position encodings), its weights (fp16),
-and for a 97x131 and a 333x517 input the official module's features and gradients (fp32, eval
-mode) of a fixed projection loss: the input gradient and every parameter gradient (our names).
+and for a 97x131 and a 333x517 input the official module's features and gradients (eval mode)
+of a fixed projection loss: the input gradient and every parameter gradient (our names).
 The big maps (features, input gradient) are recorded at a grid of rows and columns that includes
 the last ones, where the padding is, and at up to 8 channels.
 
