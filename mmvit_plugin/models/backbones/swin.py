@@ -170,56 +170,57 @@ class WindowAttention(nn.Module):
 
         The official dense block pads the map to whole windows with zero tokens (unmasked), rolls
         it, partitions it, and undoes those steps after attention. The projections act token by
-        token, so here qkv runs on the map's own tokens plus one zero token (whose qkv is the
-        bias, what every padded slot holds), and one gather takes q, k and v, head by head,
-        straight into window order; one gather brings the attention output back, heads merged,
-        before the output projection: the official values bit for bit. Attention runs with the
-        batch dimensions ``(B, heads, nW)``, so that the gathered q, k, v need no further copy.
-        Three copies per block instead of five (two of them 3C wide fewer): against the previous
-        form of this method (a bias row appended to qkv, qkv gathered per token, one more copy to
-        split the heads), Swin-T at 512×512 takes 0.93–1.00× the forward time and the same time
-        forward + backward (1 thread, CPU time, interleaved; docs/benchmarks.md, issue 24, with
-        the figures against the official code).
+        token, so here qkv runs on the map's own tokens, one gather puts them (and, in padded
+        slots, the qkv of a zero token: the bias) in window order, and one gather brings the
+        attention output back before the output projection: the official values bit for bit.
+        Against the official code (pad / roll / partition around projections of every slot),
+        Swin-T on CPU, 2 threads, takes the same time forward at 512×512 (official / ours 0.99×),
+        0.93× the time forward + backward, and at 800×1333 forward + backward 0.92× the time and
+        0.95× the peak memory (tools/benchmark.py, 3–4 interleaved rounds; docs/benchmarks.md).
         """
         B, H, W, C = x.shape
-        window, heads = self.window_size, self.num_heads
-        N = window * window
-        x = torch.cat([x.flatten(1, 2), x.new_zeros(B, 1, C)], 1)  # (B, H * W + 1, C)
-        # (3, B, heads, H * W + 1, head_dims) as a view; the gather makes it contiguous
-        qkv = self.qkv(x).view(B, -1, 3, heads, C // heads).permute(2, 0, 3, 1, 4)
+        window = self.window_size
+        padded_h, padded_w = padded_size(H, window), padded_size(W, window)
         source, slot = window_token_indices(H, W, window, shift, x.device)
-        qkv = qkv.index_select(3, source).view(3, B, heads, -1, N, C // heads)
+        qkv = self.qkv(x).flatten(1, 2)
+        pad_token = self.qkv.bias if self.qkv.bias is not None else qkv.new_zeros(3 * C)
+        qkv = torch.cat([qkv, pad_token.to(qkv.dtype).expand(B, 1, 3 * C)], 1)
+        windows = qkv.index_select(1, source).view(-1, window * window, 3 * C)
         shift_mask = None
         if shift:
-            padded_h, padded_w = padded_size(H, window), padded_size(W, window)
             shift_mask = shift_window_mask(padded_h, padded_w, window, shift, x.device)
-        out = self.attend(qkv, shift_mask)  # (B, heads, nW * N, head_dims)
-        out = out.transpose(1, 2).index_select(1, slot)  # (B, H * W, heads, head_dims)
-        return self.proj_drop(self.proj(out.reshape(B, H, W, C)))
+        out = self.attend(windows, shift_mask).view(B, -1, C).index_select(1, slot)
+        return self.proj_drop(self.proj(out)).view(B, H, W, C)
 
     def attend(self, qkv: torch.Tensor, shift_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """``qkv``: ``(3, B, heads, nW, w², head_dims)``, contiguous; ``shift_mask``:
-        ``(nW, w², w²)`` or None. Returns ``(B, heads, nW * w², head_dims)``."""
-        _, B, heads, nW, N, d = qkv.shape
-        bias = self.position_bias().unsqueeze(1)  # (heads, 1, N, N)
+        """``qkv``: windows ``(B * nW, w², 3C)``; ``shift_mask``: ``(nW, w², w²)`` or None.
+        Returns the heads' outputs, merged: ``(B * nW, w², C)``."""
+        BW, N, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+        heads = self.num_heads
+        # One copy to (3, B * nW, heads, w², head_dims): q, k and v come out contiguous, and the
+        # products below take them (and kᵀ) as they are.
+        qkv = qkv.view(BW, N, 3, heads, C // heads).permute(2, 0, 3, 1, 4).contiguous()
+        bias = self.position_bias()
         if self.uses_sdpa(qkv):
-            q, k, v = (t.reshape(B, heads * nW, N, d) for t in qkv.unbind(0))
-            mask = bias.to(q.dtype)
-            if shift_mask is not None:
-                mask = mask + shift_mask.to(q.dtype)
-            mask = mask.expand(heads, nW, N, N).reshape(1, heads * nW, N, N)
+            q, k, v = qkv.unbind(0)
+            mask = bias.unsqueeze(0).to(q.dtype)  # (1, heads, N, N)
+            if shift_mask is not None:  # windows of one image side by side: (B, nW * heads, ...)
+                nW = shift_mask.shape[0]
+                mask = (mask + shift_mask.to(q.dtype).unsqueeze(1)).view(1, nW * heads, N, N)
+                q, k, v = (t.view(-1, nW * heads, N, t.shape[-1]) for t in (q, k, v))
             out = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=self.attn_drop.p if self.training else 0.,
-                scale=self.scale)
+                scale=self.scale).view(BW, heads, N, -1)
         else:
             qkv[0].mul_(self.scale)  # in place: no scaled copy of q is made and kept for backward
             q, k, v = qkv.unbind(0)
-            attn = q @ k.transpose(-2, -1)  # (B, heads, nW, N, N)
+            attn = q @ k.transpose(-2, -1)
             attn += bias.to(attn.dtype)
             if shift_mask is not None:
-                attn += shift_mask.to(attn.dtype)
+                nW = shift_mask.shape[0]
+                attn.view(-1, nW, heads, N, N).add_(shift_mask.to(attn.dtype).unsqueeze(1))
             out = self.attn_drop(attn.softmax(dim=-1)) @ v
-        return out.reshape(B, heads, nW * N, d)
+        return out.transpose(1, 2).reshape(BW, N, C)
 
 
 class SwinBlock(nn.Module):
