@@ -9,6 +9,7 @@
     python tools/benchmark.py --peer official-cswin:tiny=my_wrappers:build_official_cswin ...
     python tools/benchmark.py --models swin:tiny timm-swin:tiny --sizes 512x512 --rounds 5
     python tools/benchmark.py --models swin:tiny timm-swin:tiny --interleave --runs 9  # one process
+    python tools/benchmark.py ... --interleave --threads 1 --clock process   # on a loaded machine
     python tools/benchmark.py --profile --models swin:tiny cvt:13 --sizes 512x512   # where time goes
 
 Each measurement runs in a fresh subprocess (peak memory is that case's alone); times are
