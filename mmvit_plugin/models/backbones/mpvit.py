@@ -177,7 +177,9 @@ class FactorizedAttention(nn.Module):
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
         self.proj = nn.Linear(embed_dims, embed_dims)
         heads = torch.arange(embed_dims) // head_dims
-        self.register_buffer('head_mask', (heads[:, None] == heads[None, :]).float() * self.scale,
+        # 0/1, exact in any dtype; the scale is applied in forward so that a float64 model
+        # scales in float64 (a scale folded in here would stay rounded to float32)
+        self.register_buffer('head_mask', (heads[:, None] == heads[None, :]).float(),
                              persistent=False)
 
     def forward(self, x: torch.Tensor, size: Tuple[int, int], crpe: ConvRelPosEnc) -> torch.Tensor:
@@ -187,7 +189,7 @@ class FactorizedAttention(nn.Module):
         biases = self.qkv.bias.chunk(3) if self.qkv.bias is not None else (None, ) * 3
         q, k, v = (F.linear(x, w, b) for w, b in zip(weights, biases))
         context = torch.bmm(k.softmax(dim=1).transpose(1, 2), v)  # (B, C, C); softmax over tokens
-        context = context * self.head_mask.to(context.dtype)
+        context = context * (self.head_mask.to(context.dtype) * self.scale)
         return self.proj(torch.baddbmm(crpe(q, v, size), q, context))
 
 

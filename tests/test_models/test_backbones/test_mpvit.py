@@ -109,6 +109,11 @@ def test_factorized_attention_matches_per_head_reference():
         ours = attn(x, size, encoder.crpe)
         ref = _reference_attention(attn, encoder.crpe, x, size)
     assert_rel_close(ours, ref, 1e-5)
+    # In float64 the whole computation is float64, the attention scale included (it used to be
+    # folded into a float32 buffer: 4e-9 off).
+    attn, crpe, x = attn.double(), encoder.crpe.double(), x.double()
+    with torch.no_grad():
+        assert_rel_close(attn(x, size, crpe), _reference_attention(attn, crpe, x, size), 1e-12)
 
 
 def test_out_indices():
