@@ -5,6 +5,7 @@ wraps the model in DDP with ``device_ids=[LOCAL_RANK]``; both fail without a GPU
 present, :func:`setup_cpu_distributed` starts the process group itself with the gloo backend
 (mmengine then skips its own set-up) and wraps the model for CPU.
 """
+import atexit
 from datetime import timedelta
 
 import torch
@@ -40,6 +41,10 @@ def setup_cpu_distributed(cfg: Config) -> bool:
         timeout = dist_cfg.get('timeout')
         kwargs = {} if timeout is None else dict(timeout=timedelta(seconds=timeout))
         dist.init_process_group(backend='gloo', **kwargs)
+        # Left to interpreter shutdown, gloo's worker threads can outlive Python and abort the
+        # process (SIGABRT, "terminate called without an active exception"; seen once in
+        # tools/dist_test.sh after the metrics were printed): end the group while Python runs.
+        atexit.register(destroy_process_group)
 
     from .fsdp import cpu_strategy
     cpu_strategy(cfg)  # FlexibleRunner's strategies: FSDP / DDP on CPU
@@ -49,3 +54,9 @@ def setup_cpu_distributed(cfg: Config) -> bool:
     wrapper['device_ids'] = None  # CPU modules take no device ids
     cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def destroy_process_group() -> None:
+    """End the default process group if one is still running (an ``atexit`` handler)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
