@@ -22,7 +22,11 @@ multiply-accumulate).
 ``torch.compile(model, backend=BACKEND)`` (default inductor; ``--compile-mode``,
 ``--compile-dynamic``). Its first step, which compiles, is timed on its own (``compile_seconds``)
 and left out of the time and of the peak: warm-up runs first there, and the peak is measured
-above the size after compiling. Compiled rows give their speed-up over the eager row.
+above the size after compiling. Compiled rows give their speed-up over the eager row; with
+``--interleave`` the eager and compiled models of a setting run in one process, a step of each in
+turn, and the speed-up is also given paired by step (a sequential eager-then-compiled run put
+Swin-T's compiled forward at 1.13x the eager time where interleaved runs gave 0.87-0.96x on the
+same machine: docs/benchmarks.md).
 
 Models: ``swin``, ``cswin``, ``cvt``, ``mpvit`` (this package); ``mmseg-swin`` (mmseg's
 SwinTransformer) and ``timm-swin`` (timm, ``features_only``) where installed; and any builder given
@@ -201,9 +205,16 @@ def interleaved_worker(cases: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
                              clock=cases[j].get('clock', 'wall'))
             if i >= warmup:
                 times[j].append(seconds)
-    return [dict(result, seconds=statistics.median(t),
-                 ratio_to_first=statistics.median(a / b for a, b in zip(t, times[0])))
+    return [dict(result, seconds=statistics.median(t), step_seconds=t)
             for result, t in zip(results, times)]
+
+
+def paired_ratio(runs: List[Dict[str, Any]], reference: List[Dict[str, Any]]) -> Optional[float]:
+    """The median over the rounds of the median per-step time ratio ``runs / reference``, for two
+    cases that ran interleaved in one process each round (``step_seconds``); None if they did not."""
+    per_round = [statistics.median(a / b for a, b in zip(r['step_seconds'], q['step_seconds']))
+                 for r, q in zip(runs, reference) if 'step_seconds' in r and 'step_seconds' in q]
+    return statistics.median(per_round) if per_round else None
 
 
 def run_worker(case: Dict[str, Any]) -> Union[Dict[str, Any], List[Dict[str, Any]]]:
@@ -261,7 +272,7 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS,
 
     ``peer``: ``NAME:ARCH=MODULE:FUNC`` builders of other models; ``with_cp``: words of
     :data:`CP_SETTINGS`; ``compile_backend``: also run every case through ``torch.compile``;
-    ``interleave``: the models of each (size, mode, with_cp, eager / compiled) run in one
+    ``interleave``: the models of each (size, mode, with_cp), eager and compiled, run in one
     process, a step of each in turn (:func:`interleaved_worker`): the paired ratios are per
     iteration, robust to a changing load, and peak memory is not measured; ``clock``:
     ``'process'`` times this process's CPU time instead of the wall clock (with one thread, the
@@ -287,10 +298,11 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS,
              for size in sizes for spec in models for mode in modes
              for with_cp in (cp_settings if mode == 'train' else [False])
              for compile_cfg in compile_options]
-    # what one process runs: one case, or with interleave the models of one setting
+    # what one process runs: one case, or with interleave the models of one setting, eager and
+    # compiled together (so that compiled / eager is paired by step as well)
     groups: Dict[Tuple[Any, ...], List[int]] = {}
     for i, case in enumerate(cases):
-        key = (tuple(case['size']), case['mode'], case['with_cp'], bool(case['compile']))
+        key = (tuple(case['size']), case['mode'], case['with_cp'])
         groups.setdefault(key if interleave else (i, ), []).append(i)
     units = list(groups.values())
     peaks: List[float] = []
@@ -313,7 +325,8 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS,
     peak = max(peaks)
     print(f'matmul peak ({dtype}, {threads} threads, {device}'
           f'{", best of the rounds" if rounds > 1 else ""}): {peak:.1f} GFLOP/s')
-    results = []
+    results: List[Dict[str, Any]] = []
+    results_runs: List[List[Dict[str, Any]]] = []  # each row's runs, by round
     for case, runs in zip(cases, measured):
         row = make_row(case, stats[(case['model'], case['size'])], runs)
         if interleave:
@@ -322,23 +335,31 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS,
             row['gflops_per_s'] = 2 * row['gmacs'] * batch / row['seconds']
             row['fraction_of_matmul_peak'] = row['gflops_per_s'] / peak
         if row.get('compile') and 'seconds' in row:
-            eager = next((r for r in results if _same_case(r, row, compiled=False)
+            eager = next((j for j, r in enumerate(results) if _same_case(r, row, compiled=False)
                           and 'seconds' in r), None)
             if eager is not None:
-                row['speedup_over_eager'] = eager['seconds'] / row['seconds']
-        first = next((r for r in results if r['size'] == row['size'] and r['mode'] == row['mode']
-                      and r['with_cp'] == row['with_cp'] and bool(r.get('compile')) ==
-                      bool(row.get('compile')) and 'seconds' in r), None)
+                row['speedup_over_eager'] = results[eager]['seconds'] / row['seconds']
+                paired = paired_ratio(results_runs[eager], runs)
+                if paired is not None:
+                    row['paired_speedup_over_eager'] = paired
+        first = next((j for j, r in enumerate(results) if r['size'] == row['size']
+                      and r['mode'] == row['mode'] and r['with_cp'] == row['with_cp']
+                      and bool(r.get('compile')) == bool(row.get('compile'))
+                      and 'seconds' in r), None)
         if first is not None and 'seconds' in row:
-            row['relative_to'] = first['model']
-            row['time_ratio'] = row['seconds'] / first['seconds']
-            paired = [a / b for a, b in zip(row.get('seconds_per_round', []),
-                                            first.get('seconds_per_round', [])) if a and b]
-            if interleave:  # per iteration, in each round's process
-                paired = [r['ratio_to_first'] for r in runs if 'ratio_to_first' in r]
-            if len(paired) > 1 or interleave and paired:
-                row['paired_time_ratio'] = statistics.median(paired)
+            row['relative_to'] = results[first]['model']
+            row['time_ratio'] = row['seconds'] / results[first]['seconds']
+            if interleave:  # per step, in each round's process
+                paired = paired_ratio(runs, results_runs[first])
+            else:
+                by_round = [a / b for a, b in zip(row.get('seconds_per_round', []),
+                                                  results[first].get('seconds_per_round', []))
+                            if a and b]
+                paired = statistics.median(by_round) if len(by_round) > 1 else None
+            if paired is not None:
+                row['paired_time_ratio'] = paired
         results.append(row)
+        results_runs.append(runs)
         print(format_row(row), flush=True)
     report = dict(matmul_peak_gflops=peak, matmul_peak_per_round=peaks,
                   torch=torch.__version__, results=results)
@@ -393,7 +414,9 @@ def format_row(row: Dict[str, Any]) -> str:
     if 'fraction_of_matmul_peak' in row:
         parts.append(f'{row["gflops_per_s"]:6.1f} GFLOP/s = {100 * row["fraction_of_matmul_peak"]:4.1f}% of peak')
     if 'speedup_over_eager' in row:
-        parts.append(f'{row["speedup_over_eager"]:.2f}x eager speed (compile '
+        paired = (f', paired by iteration: {row["paired_speedup_over_eager"]:.2f}x'
+                  if 'paired_speedup_over_eager' in row else '')
+        parts.append(f'{row["speedup_over_eager"]:.2f}x eager speed{paired} (compile '
                      f'{row["compile_seconds"]:.1f} s)')
     if 'time_ratio' in row:
         ratio = f'{row["time_ratio"]:.3f}x {row["relative_to"]}'

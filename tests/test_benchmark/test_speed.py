@@ -42,7 +42,27 @@ def test_interleaved_models_share_one_process_and_pair_every_iteration():
     case = dict(model='swin:tiny', size=(32, 32), mode='forward', with_cp=False, compile=None,
                 batch=1, runs=3, warmup=0, threads=1, device='cpu', dtype='fp32', peers={})
     first, second = speed.run_worker(dict(cases=[case, dict(case, model='cvt:13')]))
-    assert first['ratio_to_first'] == 1. and second['ratio_to_first'] > 0
+    assert len(first['step_seconds']) == len(second['step_seconds']) == 3
+    assert second['seconds'] == sorted(second['step_seconds'])[1]
+    assert speed.paired_ratio([first], [first]) == 1. and speed.paired_ratio([second], [first]) > 0
     assert second['seconds'] > 0 and 'peak_mb' not in second  # the models share the process
     row = speed.make_row(case, {}, [second])
     assert 'peak_mb' not in row and 'peak' not in speed.format_row(row)
+
+
+def test_paired_ratio_is_the_median_over_rounds_of_the_per_step_medians():
+    runs = [dict(step_seconds=[2., 4., 9.]), dict(error='boom'), dict(step_seconds=[1., 1., 1.])]
+    reference = [dict(step_seconds=[1., 1., 1.]), dict(step_seconds=[1.]),
+                 dict(step_seconds=[2., 2., 2.])]
+    assert speed.paired_ratio(runs, reference) == (4. + .5) / 2  # rounds 1 and 3: 4 and 0.5
+    assert speed.paired_ratio([dict(seconds=1.)], [dict(seconds=1.)]) is None  # not interleaved
+
+
+def test_interleave_pairs_compiled_with_eager_by_step(capsys):
+    report = speed.benchmark(models=['cvt:13'], sizes=[(32, 32)], modes=['forward'], runs=3,
+                             warmup=0, threads=1, compile_backend='eager', no_flops=True,
+                             interleave=True)
+    eager, compiled = report['results']
+    assert not eager.get('compile') and compiled['compile']['backend'] == 'eager'
+    assert compiled['paired_speedup_over_eager'] > 0 and compiled['speedup_over_eager'] > 0
+    assert 'paired by iteration' in capsys.readouterr().out
