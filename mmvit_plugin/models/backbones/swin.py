@@ -174,22 +174,33 @@ class WindowAttention(nn.Module):
         slots, the qkv of a zero token: the bias) in window order, and one gather brings the
         attention output back before the output projection: the official values bit for bit.
         Against the official code (pad / roll / partition around projections of every slot),
-        Swin-T on CPU, 2 threads, takes the same time forward at 512×512 (official / ours 0.99×),
-        0.93× the time forward + backward, and at 800×1333 forward + backward 0.92× the time and
-        0.95× the peak memory (tools/benchmark.py, 3–4 interleaved rounds; docs/benchmarks.md).
+        Swin-T on CPU, 2 threads, takes 0.88–1.01× its time forward and 0.90–0.97× forward +
+        backward (512² at batch 1 and 2, 800×1344; paired ratios of interleaved steps,
+        tools/benchmark.py --interleave, docs/benchmarks.md), with a peak memory at 800×1333 of
+        0.97× the official code's.
         """
         B, H, W, C = x.shape
         window = self.window_size
         padded_h, padded_w = padded_size(H, window), padded_size(W, window)
         source, slot = window_token_indices(H, W, window, shift, x.device)
-        qkv = self.qkv(x).flatten(1, 2)
+        # The gathers take whole rows of the (B * tokens, channels) tensors: index_select on
+        # dim 0 copies contiguous rows, about twice as fast as on dim 1 of (B, tokens, 3C)
+        # (stage 1's qkv at 512×512: 1.2 against 2.6 ms, 2 threads); Swin-T forward took
+        # 0.95–0.99× the time of the dim-1 form, forward + backward 0.95–1.02× (512², batch 1
+        # and 2, and 800×1344; 4 interleaved runs, docs/benchmarks.md). Padded slots all read
+        # one row after the tokens: the qkv of a zero token, i.e. the bias.
+        tokens = H * W
+        image = torch.arange(B, device=x.device)[:, None]
+        source = torch.where(source < tokens, source + image * tokens, B * tokens).flatten()
+        slot = (slot + image * (padded_h * padded_w)).flatten()
+        qkv = self.qkv(x).reshape(B * tokens, 3 * C)
         pad_token = self.qkv.bias if self.qkv.bias is not None else qkv.new_zeros(3 * C)
-        qkv = torch.cat([qkv, pad_token.to(qkv.dtype).expand(B, 1, 3 * C)], 1)
-        windows = qkv.index_select(1, source).view(-1, window * window, 3 * C)
+        qkv = torch.cat([qkv, pad_token.to(qkv.dtype).view(1, 3 * C)])
+        windows = qkv.index_select(0, source).view(-1, window * window, 3 * C)
         shift_mask = None
         if shift:
             shift_mask = shift_window_mask(padded_h, padded_w, window, shift, x.device)
-        out = self.attend(windows, shift_mask).view(B, -1, C).index_select(1, slot)
+        out = self.attend(windows, shift_mask).view(-1, C).index_select(0, slot)
         return self.proj_drop(self.proj(out)).view(B, H, W, C)
 
     def attend(self, qkv: torch.Tensor, shift_mask: Optional[torch.Tensor]) -> torch.Tensor:
