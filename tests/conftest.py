@@ -7,6 +7,8 @@ from typing import Iterator
 
 import pytest
 
+from loopback import free_port
+
 
 class LoopbackServer:
     """Serves the files of a folder over HTTP on 127.0.0.1 (nothing leaves the machine)."""
@@ -58,11 +60,7 @@ def loopback_server(tmp_path) -> Iterator[LoopbackServer]:
 @pytest.fixture
 def refused_url() -> str:
     """A loopback URL where nothing listens (connection refused)."""
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    return f'http://127.0.0.1:{port}/weights.pth'
+    return f'http://127.0.0.1:{free_port()}/weights.pth'
 
 
 @pytest.fixture

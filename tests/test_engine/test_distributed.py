@@ -1,8 +1,9 @@
 """mmvit_plugin.engine.distributed: the CPU process group."""
 import os
-import socket
 import subprocess
 import sys
+
+from loopback import free_port
 
 SCRIPT = '''
 import atexit
@@ -16,11 +17,8 @@ print('distributed:', setup_cpu_distributed(Config(dict(launcher='pytorch'))), f
 
 
 def test_the_gloo_group_is_destroyed_before_the_interpreter_exits():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
     env = dict(os.environ, RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
-               MASTER_PORT=str(port), CUDA_VISIBLE_DEVICES='')
+               MASTER_PORT=str(free_port()), CUDA_VISIBLE_DEVICES='')
     res = subprocess.run([sys.executable, '-c', SCRIPT], env=env, capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]

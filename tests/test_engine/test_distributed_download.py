@@ -2,13 +2,14 @@
 when rank 0's download fails, both ranks stop with its error instead of waiting for each other."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 #: Seconds both ranks get, start-up included; the process group gives up on a peer after 30.
@@ -27,12 +28,6 @@ dist.init_process_group('gloo', timeout=timedelta(seconds=30))
 print(json.dumps({'good': download_checkpoint(good_url)}), flush=True)
 download_checkpoint(bad_url)  # raises on every rank
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def test_every_rank_gets_rank_0s_file_or_its_error(tmp_path, loopback_server, refused_url):

@@ -5,7 +5,6 @@ tools/train.py's code path: sharded parameters, finite loss, a checkpoint that l
 plain model and resumes."""
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from loopback import free_port
 from mmvit_plugin.checkpoint import CheckpointError
 from mmvit_plugin.engine import load_purpose, load_weights
 from mmvit_plugin.engine.fsdp import (backbone_blocks, cpu_strategy, is_fsdp_config,
@@ -22,12 +22,6 @@ from mmvit_plugin.engine.fsdp import (backbone_blocks, cpu_strategy, is_fsdp_con
 REPO = Path(__file__).resolve().parents[2]
 TOY_SEG = REPO / 'configs' / 'toy' / 'upernet_cswin_toy.py'
 FSDP_MIXIN = REPO / 'configs' / '_base_' / 'runtime' / 'fsdp.py'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
