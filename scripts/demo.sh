@@ -89,6 +89,19 @@ latest_ckpt() {  # the checkpoint mmengine's CheckpointHook recorded last
   cat "$1/last_checkpoint"
 }
 
+# train_and_test CONFIG WORK TRAIN_STEP TEST_STEP CFG_OPTION...: tools/train.py, then tools/test.py
+# on its last checkpoint, pictures in WORK/vis and the metrics in WORK/metrics.json
+train_and_test() {
+  local cfg=$1 work=$2 train_step=$3 test_step=$4
+  shift 4
+  step "$train_step"
+  "$PYTHON" tools/train.py "$cfg" --work-dir "$work" --cfg-options "$@"
+  step "$test_step"
+  rm -rf "$work/vis"
+  "$PYTHON" tools/test.py "$cfg" "$(latest_ckpt "$work")" --work-dir "$work" \
+    --show-dir "$work/vis" --metrics-out "$work/metrics.json" --cfg-options "$@"
+}
+
 # scripts/demo_mask2former.sh sources this file for the settings and helpers above, then runs
 # its own steps.
 if [ "${DEMO_SOURCE_ONLY:-0}" = 1 ]; then return 0; fi
@@ -97,13 +110,8 @@ mkdir -p "$WORK_DIR"
 step "1/8 toy ADE20K data -> $SEG_DATA"
 "$PYTHON" tools/make_toy_data.py --kind ade --out "$SEG_DATA" --train 240 --val 40 --seed "$SEED"
 
-step "2/8 train UperNet + CSWin ($SEG_CFG) -> $SEG_WORK"
-"$PYTHON" tools/train.py "$SEG_CFG" --work-dir "$SEG_WORK" --cfg-options "${SEG_OPTS[@]}"
-
-step "3/8 evaluate the segmentor on the toy validation set"
-rm -rf "$SEG_WORK/vis"
-"$PYTHON" tools/test.py "$SEG_CFG" "$(latest_ckpt "$SEG_WORK")" --work-dir "$SEG_WORK" \
-  --show-dir "$SEG_WORK/vis" --metrics-out "$SEG_WORK/metrics.json" --cfg-options "${SEG_OPTS[@]}"
+train_and_test "$SEG_CFG" "$SEG_WORK" "2/8 train UperNet + CSWin ($SEG_CFG) -> $SEG_WORK" \
+  "3/8 evaluate the segmentor on the toy validation set" "${SEG_OPTS[@]}"
 MIOU=$(metric "$SEG_WORK/metrics.json" mIoU)
 
 step "4/8 picture: ground truth | prediction"
@@ -112,13 +120,8 @@ tile "$SEG_WORK/vis" "$WORK_DIR/seg_gt_vs_pred.png" "toy ADE20K val: ground trut
 step "5/8 toy COCO data -> $DET_DATA"
 "$PYTHON" tools/make_toy_data.py --kind coco --out "$DET_DATA" --train 240 --val 40 --seed "$SEED"
 
-step "6/8 train Mask R-CNN + CSWin ($DET_CFG) -> $DET_WORK"
-"$PYTHON" tools/train.py "$DET_CFG" --work-dir "$DET_WORK" --cfg-options "${DET_OPTS[@]}"
-
-step "7/8 evaluate the detector on the toy validation set"
-rm -rf "$DET_WORK/vis"
-"$PYTHON" tools/test.py "$DET_CFG" "$(latest_ckpt "$DET_WORK")" --work-dir "$DET_WORK" \
-  --show-dir "$DET_WORK/vis" --metrics-out "$DET_WORK/metrics.json" --cfg-options "${DET_OPTS[@]}"
+train_and_test "$DET_CFG" "$DET_WORK" "6/8 train Mask R-CNN + CSWin ($DET_CFG) -> $DET_WORK" \
+  "7/8 evaluate the detector on the toy validation set" "${DET_OPTS[@]}"
 BOX_AP=$(metric "$DET_WORK/metrics.json" coco/bbox_mAP)
 MASK_AP=$(metric "$DET_WORK/metrics.json" coco/segm_mAP)
 

@@ -23,13 +23,8 @@ mkdir -p "$WORK_DIR"
 step "1/4 toy ADE20K data -> $SEG_DATA"
 "$PYTHON" tools/make_toy_data.py --kind ade --out "$SEG_DATA" --train 240 --val 40 --seed "$SEED"
 
-step "2/4 train Mask2Former + CSWin ($M2F_CFG) -> $M2F_WORK"
-"$PYTHON" tools/train.py "$M2F_CFG" --work-dir "$M2F_WORK" --cfg-options "${SEG_OPTS[@]}"
-
-step "3/4 evaluate the segmentor on the toy validation set"
-rm -rf "$M2F_WORK/vis"
-"$PYTHON" tools/test.py "$M2F_CFG" "$(latest_ckpt "$M2F_WORK")" --work-dir "$M2F_WORK" \
-  --show-dir "$M2F_WORK/vis" --metrics-out "$M2F_WORK/metrics.json" --cfg-options "${SEG_OPTS[@]}"
+train_and_test "$M2F_CFG" "$M2F_WORK" "2/4 train Mask2Former + CSWin ($M2F_CFG) -> $M2F_WORK" \
+  "3/4 evaluate the segmentor on the toy validation set" "${SEG_OPTS[@]}"
 MIOU=$(metric "$M2F_WORK/metrics.json" mIoU)
 
 step "4/4 picture: ground truth | prediction"
