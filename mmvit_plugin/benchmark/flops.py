@@ -1,16 +1,19 @@
-"""FLOP counting that understands ``F.scaled_dot_product_attention`` and ``torch.baddbmm``, and
-counts the arithmetic a model defines rather than the zeros its fused kernels multiply.
+"""FLOP counting that understands ``F.scaled_dot_product_attention``, ``torch.baddbmm`` and
+``torch.einsum``, and counts the arithmetic a model defines rather than the zeros its fused
+kernels multiply.
 
 mmengine's :class:`~mmengine.analysis.FlopAnalyzer` (fvcore's jit tracer) has no handle for the
-fused attention op nor for ``baddbmm`` and would silently count them as zero. Counts are
-multiply-accumulates, as fvcore/mmengine report them (the papers' "FLOPs").
+fused attention op nor for ``baddbmm`` and would silently count them as zero; its ``einsum``
+count is rounded to 4 digits. Counts are multiply-accumulates, as fvcore/mmengine report them
+(the papers' "FLOPs").
 
-Structural zeros: MPViT's factorized attention runs its per-head ``kᵀv`` and ``q·(kᵀv)`` products
-as one ``C × C`` product masked to its block diagonal, and its convolutional relative position
-encoding runs the 3×3 / 5×5 / 7×7 depthwise kernels as one 7×7 kernel, zero-padded (both faster
-here than the per-head / per-group calls). The multiply-accumulates with those zeros are taken out
-of every count (``FlopReport.structural_zeros`` says how many), so the figures are the model's
-arithmetic, as the official per-head and per-group implementation counts it.
+Structural zeros: MPViT's factorized attention runs the per-head ``kᵀv`` and ``q·(kᵀv)`` products
+of heads narrower than 16 channels as one ``C × C`` product masked to its block diagonal, and its
+convolutional relative position encoding runs the 3×3 / 5×5 / 7×7 depthwise kernels as one 7×7
+kernel, zero-padded (both faster here than the per-head / per-group calls). The
+multiply-accumulates with those zeros are taken out of every count (``FlopReport.structural_zeros``
+says how many), so the figures are the model's arithmetic, as the official per-head and per-group
+implementation counts it.
 
 Example::
 
@@ -25,6 +28,7 @@ from typing import Any, Dict, List, Tuple
 import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
+from mmengine.analysis import jit_handles
 from mmengine.analysis.jit_handles import get_shape
 
 
@@ -42,11 +46,24 @@ def baddbmm_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     return batch * rows * inner * get_shape(inputs[2])[-1]
 
 
+def einsum_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """Two-operand ``einsum``: the product of every index's size (exact; mmengine's handle reads
+    the count from numpy's printed path, rounded to 4 digits). Other einsums: mmengine's."""
+    equation = inputs[0].toIValue().replace(' ', '')
+    shapes = [get_shape(val) for val in inputs[1].node().inputs()]
+    if len(shapes) != 2 or '...' in equation:
+        return jit_handles.einsum_flop_jit(inputs, outputs)
+    sizes = {}
+    for letters, shape in zip(equation.split('->')[0].split(','), shapes):
+        sizes.update(zip(letters, shape))
+    return prod(sizes.values())
+
+
 def structural_zero_macs(module: nn.Module, args: Tuple[Any, ...]) -> Dict[str, int]:
     """Multiply-accumulates by operator that one call of ``module`` spends on structural zeros of
     its fused kernels (see the module docstring); empty for modules without such kernels."""
     from ..models.backbones.mpvit import ConvRelPosEnc, FactorizedAttention
-    if isinstance(module, FactorizedAttention) and hasattr(module, 'head_mask'):
+    if isinstance(module, FactorizedAttention) and module.block_diagonal:
         batch, tokens, channels = (int(d) for d in args[0].shape)  # ints also while tracing
         off_diagonal = channels - channels // module.num_heads  # per row of the C x C product
         zeros = batch * tokens * channels * off_diagonal
@@ -84,6 +101,7 @@ def analyze_flops(model: nn.Module, inputs: Tuple[Any, ...]) -> FlopReport:
     analyzer = FlopAnalyzer(model, inputs)
     analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit)
     analyzer.set_op_handle('aten::baddbmm', baddbmm_flop_jit)
+    analyzer.set_op_handle('aten::einsum', einsum_flop_jit)
     analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     # Structural zeros by module and by operator. The tracer gives each op to the module whose
     # forward body runs it and to that module's parents by name (not to its callers); the zeros

@@ -1,4 +1,5 @@
 """mmvit_plugin.benchmark.flops: attention and baddbmm counted, structural zeros left out."""
+import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -66,18 +67,22 @@ class MPViTAttention(nn.Module):
         return self.attn(x, (6, 5), self.crpe)
 
 
-def test_mpvit_structural_zeros_are_left_out():
+@pytest.mark.parametrize('channels', [16, 128])
+def test_mpvit_structural_zeros_are_left_out(channels):
     """The count is the per-head / per-group arithmetic of the official implementation, although
-    ours runs one masked C x C product and one zero-padded 7x7 kernel."""
-    channels, heads, tokens = 16, 8, 30
+    ours runs one zero-padded 7x7 kernel and, for heads narrower than 16 channels, one masked
+    C x C product."""
+    heads, tokens = 8, 30
     head_dims = channels // heads
     model = MPViTAttention(channels, heads).eval()
+    assert model.attn.block_diagonal == (head_dims < 16)
     report = analyze_flops(model, (torch.randn(2, tokens, channels), ))
     qkv, proj = tokens * channels * 3 * channels, tokens * channels * channels
     products = 2 * tokens * channels * head_dims  # softmax(k)ᵀ v and q (kᵀ v), per head
     crpe = tokens * head_dims * sum(heads_ * kernel**2 for kernel, heads_ in CRPE_WINDOWS)
     assert report.total == 2 * (qkv + proj + products + crpe)
-    executed = 2 * (qkv + proj + 2 * tokens * channels * channels + tokens * channels * 7**2)
+    executed_products = 2 * tokens * channels * (channels if model.attn.block_diagonal else head_dims)
+    executed = 2 * (qkv + proj + executed_products + tokens * channels * 7**2)
     assert report.structural_zeros == executed - report.total
     assert report.by_operator['conv'] == 2 * crpe
     # the tracer gives ops to the module whose body runs them (crpe's, though attn calls it)

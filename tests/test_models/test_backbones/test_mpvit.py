@@ -98,22 +98,36 @@ def _reference_attention(attn, crpe, x, size):
 
 
 @pytest.mark.numerics
-def test_factorized_attention_matches_per_head_reference():
+@pytest.mark.parametrize('stage_dims, block_diagonal', [(24, True), (128, False)])
+def test_factorized_attention_matches_per_head_reference(stage_dims, block_diagonal):
+    """Both forms (heads of 3 channels: one masked C x C product; of 16: per-head products)
+    against the per-head formula, forward and backward."""
     torch.manual_seed(0)
-    model = randomize(small_mpvit())
+    model = randomize(small_mpvit(arch=dict(SMALL_ARCH, embed_dims=(16, stage_dims, 32, 40))))
     encoder = model.stages[1].mhca_blks[2]
     attn = encoder.MHCA_layers[0].factoratt_crpe
+    assert attn.block_diagonal == block_diagonal
     size = (7, 9)
-    x = torch.randn(2, 63, 24)
+    x = torch.randn(2, 63, stage_dims)
     with torch.no_grad():
         ours = attn(x, size, encoder.crpe)
         ref = _reference_attention(attn, encoder.crpe, x, size)
     assert_rel_close(ours, ref, 1e-5)
     # In float64 the whole computation is float64, the attention scale included (it used to be
-    # folded into a float32 buffer: 4e-9 off).
-    attn, crpe, x = attn.double(), encoder.crpe.double(), x.double()
-    with torch.no_grad():
-        assert_rel_close(attn(x, size, crpe), _reference_attention(attn, crpe, x, size), 1e-12)
+    # folded into a float32 buffer: 4e-9 off); so are the gradients.
+    attn, crpe = attn.double(), encoder.crpe.double()
+    params = [*attn.parameters(), *crpe.parameters()]
+    results = []
+    for forward in (attn, lambda x, size, crpe: _reference_attention(attn, crpe, x, size)):
+        x64 = x.double().requires_grad_()
+        out = forward(x64, size, crpe)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        results.append([out.detach(), x64.grad, *(p.grad.clone() for p in params)])
+        for p in params:
+            p.grad = None
+    for name, a, b in zip(['output', 'input grad'] + [f'param {i}' for i in range(len(params))],
+                          *results):
+        assert_rel_close(a, b, 1e-12, name)
 
 
 def test_out_indices():
