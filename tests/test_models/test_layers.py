@@ -1,8 +1,10 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mmvit_plugin.models.layers import (ConvPatchEmbed, crop_padding, drop_path_schedule,
-                                        merge_heads, pad_to_multiple, quick_gelu, split_heads, window_partition, window_reverse)
+from mmvit_plugin.models.layers import (ConvPatchEmbed, crop_padding, depthwise_conv2d,
+                                        drop_path_schedule, merge_heads, pad_to_multiple,
+                                        quick_gelu, split_heads, window_partition, window_reverse)
 
 
 @pytest.mark.parametrize('centred', [False, True])
@@ -57,3 +59,43 @@ def test_drop_path_schedule():
     assert [len(r) for r in drop_path_schedule((2, 0, 1), 0.1)] == [2, 0, 1]
     with torch.device('meta'):  # plain floats, whatever the default device
         assert drop_path_schedule((1, 1), 0.5) == [[0.], [0.5]]
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize('batch, kernel, bias, channels_last',
+                         [(1, 7, True, True), (2, 5, False, True), (3, 7, True, False)])
+def test_depthwise_conv2d_gradients(batch, kernel, bias, channels_last):
+    """The weight gradient computed as a correlation matches autograd's through F.conv2d."""
+    torch.manual_seed(0)
+    x = torch.randn(batch, 12, 11, 17)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight, b = torch.randn(12, 1, kernel, kernel), torch.randn(12) if bias else None
+    grad = torch.randn(batch, 12, 11, 17)
+    leaves = [t.requires_grad_() for t in (x, weight, b) if t is not None]
+    ours = depthwise_conv2d(x, weight, b, kernel // 2)
+    assert ours.grad_fn.name() == '_DepthwiseConv2dBackward'
+    expected = F.conv2d(x, weight, b, padding=kernel // 2, groups=12)
+    assert torch.equal(ours, expected)
+    for name, a, e in zip(['input', 'weight', 'bias'], torch.autograd.grad(ours, leaves, grad),
+                          torch.autograd.grad(expected, leaves, grad)):
+        assert a.shape == e.shape
+        assert (a - e).abs().max() <= 1e-5 * e.abs().max(), name
+
+
+def test_depthwise_conv2d_plain_where_it_does_not_pay():
+    """3x3 kernels (oneDNN's own depthwise gradient is faster), no gradients, float64, autocast,
+    jit tracing: plain F.conv2d."""
+    x = torch.randn(1, 4, 6, 6, requires_grad=True)
+    assert depthwise_conv2d(x, torch.randn(4, 1, 3, 3), None, 1).grad_fn.name() != \
+        '_DepthwiseConv2dBackward'
+    with torch.no_grad():
+        assert depthwise_conv2d(x, torch.randn(4, 1, 7, 7), None, 3).grad_fn is None
+    assert depthwise_conv2d(x.double(), torch.randn(4, 1, 7, 7, dtype=torch.float64), None,
+                            3).grad_fn.name() != '_DepthwiseConv2dBackward'
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = depthwise_conv2d(x, torch.randn(4, 1, 7, 7), None, 3)
+    assert out.dtype == torch.bfloat16 and out.grad_fn.name() != '_DepthwiseConv2dBackward'
+    traced = torch.jit.trace(lambda x, weight: depthwise_conv2d(x, weight, None, 3),
+                             (x.detach(), torch.randn(4, 1, 7, 7, requires_grad=True)))
+    assert 'aten::_convolution' in str(traced.graph) and 'PythonOp' not in str(traced.graph)
