@@ -174,10 +174,10 @@ class WindowAttention(nn.Module):
         slots, the qkv of a zero token: the bias) in window order, and one gather brings the
         attention output back before the output projection: the official values bit for bit.
         Against the official code (pad / roll / partition around projections of every slot),
-        Swin-T on CPU, 2 threads, takes 0.88–1.01× its time forward and 0.90–0.97× forward +
-        backward (512² at batch 1 and 2, 800×1344; paired ratios of interleaved steps,
-        tools/benchmark.py --interleave, docs/benchmarks.md), with a peak memory at 800×1333 of
-        0.97× the official code's.
+        Swin-T on CPU, 2 threads, takes 0.81–0.96× its time forward and 0.92–0.96× forward +
+        backward (512² and 800×1344, batch 1 and 2; paired ratios of interleaved steps,
+        tools/benchmark.py --interleave, docs/benchmarks.md), with the same peak memory at
+        800×1333 (2673 against 2681 MB).
         """
         B, H, W, C = x.shape
         window = self.window_size
