@@ -27,8 +27,7 @@ from typing import Any, Dict, List, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.analysis import FlopAnalyzer
-from mmengine.analysis import jit_handles
+from mmengine.analysis import FlopAnalyzer, jit_handles
 from mmengine.analysis.jit_handles import get_shape
 
 

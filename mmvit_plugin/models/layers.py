@@ -165,7 +165,6 @@ class _DepthwiseConv2d(torch.autograd.Function):
                 padding: int) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.padding = padding
-        ctx.has_bias = bias is not None
         return F.conv2d(x, weight, bias, padding=padding, groups=weight.shape[0])
 
     @staticmethod
@@ -182,7 +181,7 @@ class _DepthwiseConv2d(torch.autograd.Function):
             padded = F.pad(x, (pad, pad, pad, pad))
             grad_weight = sum(F.conv2d(padded[i:i + 1], grad[i].unsqueeze(1), groups=channels)
                               for i in range(x.shape[0])).transpose(0, 1)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+        if ctx.needs_input_grad[2]:  # False without a bias
             grad_bias = grad.sum((0, 2, 3))
         return grad_x, grad_weight, grad_bias, None
 
