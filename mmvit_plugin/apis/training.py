@@ -2,6 +2,8 @@
 adds to mmseg's / mmdet's train.py (see :func:`train`)."""
 from typing import Optional
 
+from mmvit_plugin.engine.compile import compile_kwargs
+
 from .config import (checkpoint_uri, enable_amp, enable_auto_scale_lr, ensure_hooks,
                      load_config)
 from .data_check import check_data
@@ -13,14 +15,17 @@ def training_config(config: str, work_dir: Optional[str] = None, resume: Optiona
                     data_root: Optional[str] = None, cfg_options: Optional[dict] = None,
                     launcher: str = 'none'):
     """The config of a training run: ``--data-root``, ``--cfg-options``, ``--auto-scale-lr``,
-    ``--amp``, the hooks a resumable run needs, and ``--resume`` (``'auto'``: the latest
-    checkpoint of the work dir; else a path or URI)."""
+    ``--amp``, the hooks a resumable run needs, ``compile`` with the inductor options under which
+    the backbones train with changing sizes (:func:`~mmvit_plugin.engine.compile.compile_kwargs`),
+    and ``--resume`` (``'auto'``: the latest checkpoint of the work dir; else a path or URI)."""
     cfg = load_config(config, cfg_options, launcher, work_dir, data_root)
     if auto_scale_lr:
         enable_auto_scale_lr(cfg)
     if amp:
         enable_amp(cfg)
     ensure_hooks(cfg)
+    if cfg.get('compile'):
+        cfg.compile = compile_kwargs(cfg.compile)
     if resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

@@ -19,8 +19,8 @@ multiply-accumulate).
 ``on`` (recompute whole blocks) for the train-mode cases (``both`` = off on, ``all`` = off act on).
 
 ``--compile [BACKEND]`` adds, after every eager case, the same case through
-``torch.compile(model, backend=BACKEND)`` (default inductor; ``--compile-mode``,
-``--compile-dynamic``). Its first step, which compiles, is timed on its own (``compile_seconds``)
+``torch.compile(model, backend=BACKEND)`` (default inductor, with the options that training
+uses: ``mmvit_plugin.engine.compile``; ``--compile-mode``, ``--compile-dynamic``). Its first step, which compiles, is timed on its own (``compile_seconds``)
 and left out of the time and of the peak: warm-up runs first there, and the peak is measured
 above the size after compiling. Compiled rows give their speed-up over the eager row; with
 ``--interleave`` the eager and compiled models of a setting run in one process, a step of each in
@@ -44,6 +44,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
+from mmvit_plugin.engine.compile import compile_kwargs
 from mmvit_plugin.models.families import FAMILIES, build_backbone
 from .flops import count_flops, count_params
 
@@ -288,8 +289,8 @@ def benchmark(models: Sequence[str] = DEFAULT_MODELS,
     cp_settings = list(dict.fromkeys(v for word in with_cp for v in CP_SETTINGS[word]))
     compile_options = [None]
     if compile_backend:
-        compile_options.append(dict(backend=compile_backend, mode=compile_mode,
-                                    dynamic=True if compile_dynamic else None))
+        compile_options.append(compile_kwargs(dict(backend=compile_backend, mode=compile_mode,
+                                                   dynamic=True if compile_dynamic else None)))
     stats = {(spec, size): {} if no_flops else static_stats(spec, size, peers)
              for size in sizes for spec in models}
     cases = [dict(model=spec, size=size, mode=mode, with_cp=with_cp, compile=compile_cfg,
