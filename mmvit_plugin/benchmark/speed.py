@@ -20,13 +20,13 @@ multiply-accumulate).
 
 ``--compile [BACKEND]`` adds, after every eager case, the same case through
 ``torch.compile(model, backend=BACKEND)`` (default inductor, with the options that training
-uses: ``mmvit_plugin.engine.compile``; ``--compile-mode``, ``--compile-dynamic``). Its first step, which compiles, is timed on its own (``compile_seconds``)
-and left out of the time and of the peak: warm-up runs first there, and the peak is measured
-above the size after compiling. Compiled rows give their speed-up over the eager row; with
-``--interleave`` the eager and compiled models of a setting run in one process, a step of each in
-turn, and the speed-up is also given paired by step (a sequential eager-then-compiled run put
-Swin-T's compiled forward at 1.13x the eager time where interleaved runs gave 0.87-0.96x on the
-same machine: docs/benchmarks.md).
+uses: ``mmvit_plugin.engine.compile``; ``--compile-mode``, ``--compile-dynamic``). Its first step,
+which compiles, is timed on its own (``compile_seconds``) and left out of the time and of the
+peak: warm-up runs first there, and the peak is measured above the size after compiling.
+Compiled rows give their speed-up over the eager row; with ``--interleave`` the eager and compiled
+models of a setting run in one process, a step of each in turn, and the speed-up is also given
+paired by step (a sequential eager-then-compiled run put Swin-T's compiled forward at 1.13x the
+eager time where interleaved runs gave 0.87-0.96x on the same machine: docs/benchmarks.md).
 
 Models: ``swin``, ``cswin``, ``cvt``, ``mpvit`` (this package); ``mmseg-swin`` (mmseg's
 SwinTransformer) and ``timm-swin`` (timm, ``features_only``) where installed; and any builder given

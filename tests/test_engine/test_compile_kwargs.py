@@ -1,10 +1,15 @@
 """compile_kwargs: the inductor options of every compile this package makes (training's
 ``compile`` entry, tools/benchmark.py --compile). Whether inductor then trains with dynamic sizes
 is tests/test_models/test_backbones/test_compile.py's slow test."""
+from pathlib import Path
+
 import pytest
 import torch
 
+from mmvit_plugin.apis.training import training_config
 from mmvit_plugin.engine.compile import INDUCTOR_OPTIONS, compile_kwargs
+
+TOY_SEG_CFG = str(Path(__file__).resolve().parents[2] / 'configs' / 'toy' / 'upernet_cswin_toy.py')
 
 
 @pytest.mark.parametrize('cfg', [None, False])
@@ -40,12 +45,8 @@ def test_a_mode_becomes_its_options_which_torch_compile_accepts():
 
 
 def test_training_config_compiles_with_the_options(tmp_path):
-    from pathlib import Path
-
-    from mmvit_plugin.apis.training import training_config
-    config = Path(__file__).resolve().parents[2] / 'configs' / 'toy' / 'upernet_cswin_toy.py'
-    cfg = training_config(str(config), str(tmp_path), cfg_options={'compile': True})
+    cfg = training_config(TOY_SEG_CFG, str(tmp_path), cfg_options={'compile': True})
     assert cfg.compile == {'options': INDUCTOR_OPTIONS}
-    cfg = training_config(str(config), str(tmp_path), cfg_options={'compile.backend': 'eager'})
+    cfg = training_config(TOY_SEG_CFG, str(tmp_path), cfg_options={'compile.backend': 'eager'})
     assert cfg.compile == {'backend': 'eager'}
-    assert 'compile' not in training_config(str(config), str(tmp_path))
+    assert 'compile' not in training_config(TOY_SEG_CFG, str(tmp_path))
